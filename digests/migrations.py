@@ -1,0 +1,154 @@
+"""Schema migrations, applied on every open (sqlite-utils `Migrations`, recorded in `_sqlite_migrations`).
+
+Never edit a migration that has shipped: append a new `mNNN_...` function instead.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+from sqlite_utils import Database
+
+migrations = Migrations("digestbot")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Create the first schema: papers + sources + FTS, themes, fetch log, channels, delivery ledger."""
+    db.executescript(
+        """
+        CREATE TABLE papers (
+            id INTEGER PRIMARY KEY,
+            arxiv_id TEXT UNIQUE,
+            version INTEGER,
+            title TEXT,
+            abstract TEXT NOT NULL DEFAULT '',
+            authors TEXT NOT NULL DEFAULT '',
+            authors_json TEXT NOT NULL DEFAULT '[]',
+            affiliations_json TEXT NOT NULL DEFAULT '[]',
+            categories_json TEXT NOT NULL DEFAULT '[]',
+            primary_category TEXT,
+            published TEXT,
+            updated TEXT,
+            doi TEXT,
+            journal_ref TEXT,
+            comment TEXT,
+            origin TEXT NOT NULL,
+            seed_key TEXT UNIQUE,
+            announced TEXT,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL
+        );
+        CREATE INDEX papers_origin ON papers(origin);
+        CREATE INDEX papers_announced ON papers(announced);
+        CREATE TABLE paper_sources (
+            paper_id INTEGER NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            file TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT,
+            text TEXT,
+            PRIMARY KEY (file, line)
+        );
+        CREATE INDEX paper_sources_paper ON paper_sources(paper_id);
+        CREATE TABLE paper_revisions (
+            arxiv_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated TEXT,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (arxiv_id, version)
+        );
+        CREATE TABLE paper_themes (
+            paper_id INTEGER NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            theme TEXT NOT NULL,
+            score REAL NOT NULL,
+            matched INTEGER NOT NULL,
+            why_json TEXT NOT NULL DEFAULT '[]',
+            terms_json TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (paper_id, theme)
+        );
+        CREATE INDEX paper_themes_theme ON paper_themes(theme, matched, score);
+        CREATE TABLE seed_files (
+            file TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            loaded_at TEXT NOT NULL
+        );
+        CREATE TABLE fetch_runs (
+            id INTEGER PRIMARY KEY,
+            started TEXT NOT NULL,
+            finished TEXT,
+            window_start TEXT NOT NULL,
+            window_end TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            queries_json TEXT NOT NULL DEFAULT '[]',
+            requests INTEGER NOT NULL DEFAULT 0,
+            pages INTEGER NOT NULL DEFAULT 0,
+            retries INTEGER NOT NULL DEFAULT 0,
+            papers INTEGER NOT NULL DEFAULT 0,
+            scanned_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE http_cache (
+            key TEXT PRIMARY KEY,
+            day TEXT NOT NULL,
+            url TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            fetched_at TEXT NOT NULL
+        );
+        CREATE TABLE channels (
+            key TEXT PRIMARY KEY,
+            themes_json TEXT NOT NULL DEFAULT '[]',
+            weekday INTEGER,
+            time TEXT,
+            tz TEXT,
+            size_new INTEGER,
+            size_classic INTEGER,
+            broken_reason TEXT,
+            broken_at TEXT,
+            source TEXT NOT NULL DEFAULT 'chat',
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL
+        );
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            digest_id TEXT NOT NULL UNIQUE,
+            channel TEXT NOT NULL,
+            week TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message_ref TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            retry_at TEXT,
+            payload_json TEXT,
+            created_at TEXT NOT NULL,
+            posted_at TEXT,
+            UNIQUE (channel, week)
+        );
+        CREATE TABLE sent_papers (
+            channel TEXT NOT NULL,
+            arxiv_id TEXT NOT NULL,
+            version INTEGER,
+            digest_id TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (channel, arxiv_id)
+        );
+        CREATE TABLE classics_shown (
+            channel TEXT NOT NULL,
+            paper_id INTEGER NOT NULL,
+            digest_id TEXT NOT NULL,
+            shown_at TEXT NOT NULL,
+            PRIMARY KEY (channel, paper_id)
+        );
+        CREATE TABLE command_log (
+            id INTEGER PRIMARY KEY,
+            channel TEXT,
+            user_id TEXT,
+            command TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            at TEXT NOT NULL
+        );
+        """
+    )
+    db["papers"].enable_fts(
+        ["title", "abstract", "authors"], fts_version="FTS5", create_triggers=True, tokenize="porter"
+    )
