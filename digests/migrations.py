@@ -152,3 +152,16 @@ def m001_initial(db: Database) -> None:
     db["papers"].enable_fts(
         ["title", "abstract", "authors"], fts_version="FTS5", create_triggers=True, tokenize="porter"
     )
+
+
+@migrations()
+def m002_catalog_meta_and_title_index(db: Database) -> None:
+    """Add a normalised-title column for exact title lookups and a meta table for the catalog version."""
+    db.executescript(
+        """
+        ALTER TABLE papers ADD COLUMN title_norm TEXT;
+        CREATE INDEX papers_title_norm ON papers(title_norm);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('catalog_version', '0');
+        """
+    )
