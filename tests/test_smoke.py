@@ -19,7 +19,7 @@ def test_migrations_idempotent(tmp_path):
     path = tmp_path / "x.db"
     open_db(path)
     db = open_db(path)
-    assert db["_sqlite_migrations"].count == 1
+    assert db["_sqlite_migrations"].count == 2
     assert "papers_fts" in db.table_names()
 
 

@@ -1,0 +1,187 @@
+"""The catalog on a real SQLite file: upserts, revisions, import, lookup and hostile queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from digests import catalog
+from digests.errors import ImportLineError
+from digests.migrations import migrations
+from digests.models import Paper, ThemeScore
+from digests.store import open_db
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def arxiv_paper(arxiv_id: str, title: str, version: int = 1, abstract: str = "", **kw) -> Paper:
+    return Paper(title=title, abstract=abstract, arxiv_id=arxiv_id, version=version, origin="arxiv", **kw)
+
+
+@pytest.fixture
+def core(fresh_core):
+    catalog.upsert_arxiv_papers(
+        fresh_core,
+        [
+            arxiv_paper("2212.08073", "Constitutional AI: Harmlessness from AI Feedback",
+                        abstract="We train a harmless assistant through self-improvement.", authors=("Yuntao Bai",)),
+            arxiv_paper("2203.02155", "Training language models to follow instructions with human feedback",
+                        abstract="Fine-tuning with human feedback aligns models with user intent.",
+                        authors=("Long Ouyang", "Jeff Wu")),
+            arxiv_paper("hep-th/9711200", "The Large N Limit of Superconformal Field Theories and Supergravity",
+                        authors=("Juan M. Maldacena",)),
+        ],
+        NOW,
+    )
+    return fresh_core
+
+
+def test_migrations_apply_to_database_made_by_older_schema(tmp_path):
+    path = tmp_path / "old.db"
+    from sqlite_utils import Database
+
+    db = Database(path)
+    migrations.apply(db, stop_before="m002_catalog_meta_and_title_index")
+    db.execute("INSERT INTO papers (title, origin, created_at, modified_at) VALUES ('Old', 'seed', 'x', 'x')")
+    db.conn.commit()
+    db.close()
+    db = open_db(path)
+    assert "meta" in db.table_names()
+    assert [m.name for m in migrations.applied(db)][-1] == "m002_catalog_meta_and_title_index"
+    assert db.execute("SELECT title FROM papers").fetchone()[0] == "Old"
+
+
+def test_upsert_new_then_newer_version_is_a_revision(core):
+    result = catalog.upsert_arxiv_papers(
+        core, [arxiv_paper("2212.08073", "Constitutional AI: Harmlessness from AI Feedback", version=2)], NOW
+    )
+    assert [p.arxiv_id for p in result.revised] == ["2212.08073"]
+    again = catalog.upsert_arxiv_papers(core, [arxiv_paper("2212.08073", "Constitutional AI", version=2)], NOW)
+    assert again.unchanged and not again.revised and not again.new
+    paper = catalog.get_by_arxiv_id(core, "2212.08073v1")
+    assert paper.version == 2 and paper.announced == "2026-11-25"
+    assert [(p.arxiv_id, v) for p, v in catalog.revisions_since(core, "2026-11-01")] == [("2212.08073", 2)]
+
+
+def test_fetched_paper_with_a_seed_title_is_adopted_not_duplicated(core):
+    catalog.import_papers(core, [Paper(title="Weak-to-Strong Generalization", origin="seed")])
+    before = catalog.count_papers(core)
+    catalog.upsert_arxiv_papers(core, [arxiv_paper("2312.09390", "Weak-to-strong generalization", version=1)], NOW)
+    assert catalog.count_papers(core) == before
+    adopted = catalog.get_by_arxiv_id(core, "2312.09390")
+    assert adopted.origin == "seed"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["2212.08073", "2212.08073v2", "arXiv:2212.08073", "https://arxiv.org/abs/2212.08073v1",
+     "http://arxiv.org/pdf/2212.08073v3.pdf", "arxiv.org/pdf/2212.08073"],
+)
+def test_search_by_id_and_url(core, query):
+    results = catalog.search(core, query)
+    assert [p.arxiv_id for p, _ in results] == ["2212.08073"]
+
+
+def test_search_old_style_id(core):
+    assert catalog.search(core, "hep-th/9711200v3")[0][0].arxiv_id == "hep-th/9711200"
+
+
+def test_search_ranks_title_matches_first(core):
+    results = catalog.search(core, "constitutional ai")
+    assert results[0][0].arxiv_id == "2212.08073"
+    exact = catalog.search(core, "Training language models to follow instructions with human feedback")
+    assert exact[0][0].arxiv_id == "2203.02155" and exact[0][1] > 50
+    partial = catalog.search(core, "follow instructions")
+    assert partial[0][0].arxiv_id == "2203.02155"
+    assert catalog.search(core, "ouyang")[0][0].arxiv_id == "2203.02155"
+
+
+HOSTILE = [
+    '"', '""', "'", "AND", "OR", "NOT", "NEAR(", "NEAR(a b)", "*", "-", "a*", "-harmless", "title:foo",
+    "(", ")", "{title}: x", "^", "constitutional AND", "OR OR OR", '"unbalanced', "💥🔥", "日本語の論文",
+    "Ünïcödé façade", "<!channel>", "@everyone", "<@U123>", "\x00", "x" * 10_000, "ai " * 5_000, "   ",
+    "'; DROP TABLE papers; --", "%", "_",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE, ids=lambda q: repr(q[:20]))
+def test_search_hostile_queries_never_raise(core, query):
+    results = catalog.search(core, query)
+    assert isinstance(results, list)
+    assert catalog.count_papers(core) == 3
+
+
+def test_query_terms_strip_syntax():
+    assert catalog.query_terms('NEAR("a" b*) -c AND d') == ["near", "a", "b", "c", "and", "d"]
+    assert len(catalog.query_terms("word " * 1000)) == 1
+
+
+def test_scores_and_matched_papers(core):
+    paper = catalog.get_by_arxiv_id(core, "2212.08073")
+    catalog.store_scores(
+        core, paper.id, [ThemeScore("oversight", 0.9, True, why=("Measuring Progress",), terms=("oversight",)),
+                         ThemeScore("rlhf", 0.2, False)]
+    )
+    assert catalog.get_paper(core, paper.id).themes == ("oversight",)
+    found = catalog.matched_papers(core, ["oversight", "rlhf"], "2026-11-20", "2026-11-26")
+    assert [(p.arxiv_id, [s.theme for s in s_]) for p, s_ in found] == [("2212.08073", ["oversight"])]
+    assert catalog.matched_papers(core, ["oversight"], "2026-11-26", "2026-12-01") == []
+
+
+def test_catalog_version_changes_on_write(core):
+    before = catalog.catalog_version(core)
+    catalog.upsert_arxiv_papers(core, [arxiv_paper("2401.00001", "Something new")], NOW)
+    assert catalog.catalog_version(core) > before
+
+
+def test_import_rejects_bad_line_and_imports_nothing(tmp_path, core):
+    path = tmp_path / "list.jsonl"
+    path.write_text(json.dumps({"title": "Good paper"}) + "\n" + json.dumps({"abstract": "no title"}) + "\n")
+    with pytest.raises(ImportLineError) as info:
+        catalog.read_import_file(path)
+    assert info.value.line == 2
+    result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
+    assert result.exit_code == 1
+    assert "line 2" in result.output and "Traceback" not in result.output
+    assert catalog.search(core, "Good paper") == []
+
+
+def test_import_merges_known_papers_and_keeps_sources(tmp_path, core):
+    path = tmp_path / "list.jsonl"
+    lines = [
+        {"title": "A reading list paper", "authors": ["Ada Lovelace"], "abstract": "About engines."},
+        {"title": "Constitutional AI: Harmlessness from AI Feedback"},
+        {"title": "Another", "arxiv_id": "2203.02155v3"},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["catalog", "import", str(path), "--json"], catch_exceptions=False)
+    assert json.loads(result.output) == {"inserted": 1, "merged": 2}
+    merged = catalog.get_by_arxiv_id(core, "2203.02155")
+    assert ("list.jsonl", 3) in [(s.file, s.line) for s in merged.sources]
+    found = catalog.search(core, "reading list")[0][0]
+    assert found.origin == "seed" and found.sources[0].line == 1
+
+
+def test_paper_cli_json_has_score_and_fields(core):
+    result = CliRunner().invoke(cli, ["paper", "constitutional", "--json"], catch_exceptions=False)
+    data = json.loads(result.output)
+    assert data[0]["arxiv_id"] == "2212.08073"
+    assert {"id", "title", "abstract", "authors", "arxiv_id", "url", "themes", "origin", "sources", "score"} <= set(
+        data[0]
+    )
+
+
+@pytest.mark.parametrize("query", ['"', "NEAR(", "*", "x" * 10_000, "💥"])
+def test_paper_cli_hostile_gives_one_line(core, query):
+    result = CliRunner().invoke(cli, ["paper", query])
+    assert result.exit_code == 0
+    assert "Traceback" not in result.output
+
+
+def test_db_path_under_home(env_setup):
+    result = CliRunner().invoke(cli, ["db", "path"], catch_exceptions=False)
+    assert result.output.strip() == str(env_setup / "digestbot.db")
