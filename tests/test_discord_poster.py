@@ -1,0 +1,267 @@
+"""DiscordPoster against the loopback fake Discord REST API, with the real 429/403 bodies from realdata."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.discord_poster import (
+    DISCORD_NONCE_MAX,
+    DiscordPoster,
+    digest_mark,
+    digest_nonce,
+    make_discord_poster,
+    validate_message,
+)
+from digests.errors import ConfigError, DeliveryError
+from discord_fakes import FakeDiscordAPI, FakeResponse, load_http_fixture, load_json_fixture
+
+CHANNEL = "discord:1380488052169769110:1380488052169769113"
+CHANNEL_ID = "1380488052169769113"
+DIGEST_ID = f"{CHANNEL}|2026-W48"
+
+
+class FakeClock:
+    """Monotonic time that moves only when the poster sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def message(title: str = "Weekly digest", description: str = "Two new papers") -> dict:
+    return {"content": "**RLHF digest**", "embeds": [{"title": title, "description": description}]}
+
+
+@pytest.fixture
+async def api():
+    async with FakeDiscordAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def poster(api):
+    clock = FakeClock()
+    poster = DiscordPoster("good-token", api.base_url, sleep=clock.sleep, clock=clock)
+    poster.test_clock = clock
+    yield poster
+    await poster.aclose()
+
+
+def posts(api, channel_id=CHANNEL_ID):
+    return api.calls("POST", rf"/channels/{channel_id}/messages")
+
+
+async def test_post_sends_nonce_enforce_nonce_and_no_mentions(api, poster):
+    ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message(), message("Part 2")])
+    bodies = [r.body for r in posts(api)]
+    assert ref == api.messages[CHANNEL_ID][0]["id"]
+    assert [b["allowed_mentions"] for b in bodies] == [{"parse": []}, {"parse": []}]
+    assert [b["enforce_nonce"] for b in bodies] == [True, True]
+    assert bodies[0]["nonce"] == digest_nonce(DIGEST_ID, 0) != bodies[1]["nonce"] == digest_nonce(DIGEST_ID, 1)
+    assert all(len(b["nonce"]) <= DISCORD_NONCE_MAX for b in bodies)
+    assert bodies[0]["embeds"][-1]["footer"]["text"] == digest_mark(DIGEST_ID)
+    assert "footer" not in bodies[1]["embeds"][-1]
+    assert posts(api)[0].headers["Authorization"] == "Bot good-token"
+
+
+async def test_post_mark_appends_to_existing_footer(api, poster):
+    rendered = {"content": "", "embeds": [{"title": "t", "footer": {"text": "Scanned 1,204 papers"}}]}
+    await poster.post_rendered(CHANNEL, DIGEST_ID, [rendered])
+    assert posts(api)[0].body["embeds"][0]["footer"]["text"] == f"Scanned 1,204 papers \u00b7 {digest_mark(DIGEST_ID)}"
+
+
+async def test_post_twice_same_digest_creates_one_message(api, poster):
+    first = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    again = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert first == again
+    assert len(api.messages[CHANNEL_ID]) == 1
+    assert len(posts(api)) == 2
+
+
+async def test_find_posted_finds_main_message_by_footer_mark(api, poster):
+    ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message(), message("Part 2")])
+    assert await poster.find_posted(CHANNEL, DIGEST_ID) == ref
+    assert await poster.find_posted(CHANNEL, f"{CHANNEL}|2026-W47") is None
+    assert api.calls("GET", rf"/channels/{CHANNEL_ID}/messages")[0].query == {"limit": "50"}
+
+
+async def test_find_posted_ignores_messages_from_people(api, poster):
+    api.messages[CHANNEL_ID] = [
+        {"id": "1", "author": {"id": "2", "bot": False}, "embeds": [{"footer": {"text": digest_mark(DIGEST_ID)}}]}
+    ]
+    assert await poster.find_posted(CHANNEL, DIGEST_ID) is None
+
+
+async def test_short_429_is_retried_after_its_retry_after(api, poster):
+    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_user_rate_limit_2026.json", 429))
+    ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert ref == api.messages[CHANNEL_ID][0]["id"]
+    assert poster.test_clock.sleeps == [pytest.approx(0.3)]
+    assert len(posts(api)) == 2
+    assert poster.invalid.count == 1
+
+
+async def test_long_429_goes_back_to_ledger_without_retrying(api, poster):
+    api.script(CHANNEL_ID, load_http_fixture("discord_docs_429_user_rate_limit.http"))
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert (info.value.code, info.value.retry_after, info.value.permanent) == (429, 64.57, False)
+    assert len(posts(api)) == 1
+    assert poster.test_clock.sleeps == []
+
+
+async def test_global_429_pauses_every_channel_without_requests(api, poster):
+    api.script(CHANNEL_ID, load_http_fixture("discord_docs_429_global_rate_limit.http"))
+    with pytest.raises(DeliveryError):
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+    assert info.value.code == 429 and info.value.retry_after == pytest.approx(64.57)
+    assert len(api.requests) == 1
+
+
+async def test_shared_scope_429_does_not_count_as_invalid(api, poster):
+    api.script(CHANNEL_ID, load_http_fixture("discord_docs_429_shared_resource_rate_limit.http"))
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert info.value.retry_after == pytest.approx(1336.57)
+    assert poster.invalid.count == 0
+
+
+async def test_repeated_429_is_bounded(api, poster):
+    short = load_json_fixture("discord_real_429_user_rate_limit_2026.json", 429)
+    api.script(CHANNEL_ID, short, short, short, short)
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert info.value.code == 429
+    assert len(posts(api)) == 3
+
+
+async def test_legacy_millisecond_429_is_not_retried_inline(api, poster):
+    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_legacy_2020_body.json", 429))
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert info.value.retry_after == 8605 and len(posts(api)) == 1
+
+
+async def test_service_resource_429_code_40062(api, poster):
+    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_code40062_service_resource_2022.json", 429))
+    ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert ref and poster.test_clock.sleeps == [3.0]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status", "code"),
+    [
+        ("discord_real_403_50001_missing_access_body.json", 403, 50001),
+        ("discord_real_403_50001_missing_access_body_compact.json", 403, 50001),
+        ("discord_real_403_50013_missing_permissions_body.json", 403, 50013),
+    ],
+)
+async def test_forbidden_is_permanent_with_code(api, poster, fixture, status, code):
+    api.script(CHANNEL_ID, load_json_fixture(fixture, status))
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert (info.value.permanent, info.value.code, info.value.channel) == (True, code, CHANNEL)
+    assert len(posts(api)) == 1
+    assert poster.invalid.count == 1
+
+
+async def test_unknown_channel_is_permanent(api, poster):
+    # Body as Discord sends it for code 10003 ("Unknown channel" in discord_docs_json_error_codes.tsv).
+    api.script(CHANNEL_ID, FakeResponse(404, {"message": "Unknown Channel", "code": 10003}))
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert (info.value.permanent, info.value.code) == (True, 10003)
+    assert "no longer exists" in str(info.value)
+
+
+async def test_bad_token_stops_all_further_requests(api):
+    poster = DiscordPoster("wrong-token", api.base_url)
+    api.script(CHANNEL_ID, load_json_fixture("discord_docs_error_json_example_50014.json", 401))
+    with pytest.raises(DeliveryError) as first:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    with pytest.raises(DeliveryError) as second:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    await poster.aclose()
+    assert "DISCORD_TOKEN" in str(first.value) and "wrong-token" not in str(first.value)
+    assert second.value.code == 401 and len(api.requests) == 1
+
+
+async def test_invalid_request_budget_stops_sending(api, poster):
+    poster.invalid.budget = 3
+    api.broken[CHANNEL_ID] = load_json_fixture("discord_real_403_50013_missing_permissions_body.json", 403)
+    for _ in range(3):
+        with pytest.raises(DeliveryError):
+            await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+    assert info.value.code == "invalid_request_budget" and info.value.retry_after > 0
+    assert len(api.requests) == 3
+
+
+async def test_server_errors_retried_then_given_up(api, poster):
+    api.script(CHANNEL_ID, FakeResponse(502, "bad gateway"), FakeResponse(500, None))
+    assert await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert poster.test_clock.sleeps == [1.0, 2.0]
+    api.script("222", *[FakeResponse(503, None)] * 3)
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+    assert info.value.code == 503 and info.value.permanent is False
+    assert len(posts(api, "222")) == 3
+
+
+async def test_over_limit_message_is_refused_before_any_request(api, poster):
+    too_long = message(description="x" * 4000)
+    too_long["embeds"].append({"title": "y", "description": "z" * 2000})
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [too_long])
+    assert info.value.code == "invalid_embed" and api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("msg", "ok"),
+    [
+        ({"content": "x" * 2000, "embeds": []}, True),
+        ({"content": "x" * 2001, "embeds": []}, False),
+        ({"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1648}}]}, True),
+        ({"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1649}}]}, False),
+        ({"embeds": [{"title": "t" * 257}]}, False),
+        ({"embeds": [{"title": "\u00e9\u6f22" * 128}]}, True),
+        ({"embeds": [{"title": "t"}] * 11}, False),
+    ],
+)
+def test_validate_message_limits(msg, ok):
+    if ok:
+        validate_message(msg)
+    else:
+        with pytest.raises(ValueError):
+            validate_message(msg)
+
+
+def test_mark_skipped_when_it_would_break_the_limit():
+    from bot.discord_poster import add_mark
+
+    full = {"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1648}}]}
+    assert add_mark(full, digest_mark(DIGEST_ID)) is full
+
+
+def test_bad_channel_key_is_permanent():
+    from bot.discord_poster import channel_id_from_key
+
+    with pytest.raises(DeliveryError) as info:
+        channel_id_from_key("slack:T1:C1")
+    assert info.value.permanent is True
+
+
+def test_make_poster_without_token_names_the_variable(fresh_core):
+    with pytest.raises(ConfigError) as info:
+        make_discord_poster(fresh_core)
+    assert "DISCORD_TOKEN" in str(info.value)
