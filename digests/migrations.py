@@ -165,3 +165,9 @@ def m002_catalog_meta_and_title_index(db: Database) -> None:
         INSERT INTO meta (key, value) VALUES ('catalog_version', '0');
         """
     )
+
+
+@migrations()
+def m003_channels_config_hash(db: Database) -> None:
+    """Remember which `[[channels]]` config entry a channel was last seeded from (config vs chat rule)."""
+    db.execute("ALTER TABLE channels ADD COLUMN config_hash TEXT")

@@ -1,0 +1,290 @@
+"""Pure selection: which papers, updates, classic and coverage line one channel's digest gets.
+
+Nothing here reads the database or the clock: `build.py` gathers the rows and passes `now`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from .models import Channel, Coverage, DigestItem, DigestStatus, FetchRun, Paper, Schedule, Theme, ThemeScore, UpdatedItem
+
+STALE_AFTER = timedelta(days=4, hours=12)
+"""A fetch older than this is stale. arXiv announces Sunday-Thursday at 20:00 US Eastern, so the longest
+healthy gap is Thursday evening to Sunday evening (72 h), or 96 h around a holiday such as Thanksgiving."""
+SINCE_THEN_MAX = 3
+SINCE_THEN_MIN_SIMILARITY = 0.05
+_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
+_STOPWORDS = frozenset(
+    "the and for with that this from are our its their these those which into over than then when where while "
+    "also can may such using use used based via show shows we paper approach method methods results new".split()
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The digest's slot and the announcement days it covers: [since, until)."""
+
+    scheduled: datetime
+    """The scheduled send time this digest belongs to, in the channel's zone."""
+    week: str
+    since: date
+    until: date
+
+
+def scheduled_for(schedule: Schedule, now: datetime) -> datetime:
+    """Return the latest scheduled slot at or before `now`, tz-aware in the schedule's zone."""
+    zone = ZoneInfo(schedule.tz)
+    local = now.astimezone(zone)
+    hours, minutes = (int(part) for part in schedule.time.split(":"))
+    day = local.date() - timedelta(days=(local.weekday() - schedule.weekday) % 7)
+    slot = datetime.combine(day, time(hours, minutes), tzinfo=zone)
+    if slot > local:
+        slot = datetime.combine(day - timedelta(days=7), time(hours, minutes), tzinfo=zone)
+    return slot
+
+
+def iso_week(day: date) -> str:
+    """Return the ISO week label of `day`, e.g. `2026-W48`."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def digest_week(schedule: Schedule, now: datetime) -> str:
+    """Return the ISO week of the digest due at `now`: the week of its scheduled date in the channel's zone."""
+    return iso_week(scheduled_for(schedule, now).date())
+
+
+def week_start(moment: datetime, tz: str) -> date:
+    """Return the Monday of the week containing `moment` in zone `tz`."""
+    local = moment.astimezone(ZoneInfo(tz)).date()
+    return local - timedelta(days=local.weekday())
+
+
+def digest_window(channel: Channel, now: datetime, previous: datetime | None) -> Window:
+    """Return the digest's slot and window of announcement days.
+
+    New papers are those announced since the previous digest (`previous`, its posting time) or, for a first
+    digest, in the seven days before its slot; never before the week the subscription started in.
+    """
+    slot = scheduled_for(channel.schedule, now)
+    since = previous.astimezone(timezone.utc).date() if previous else slot.date() - timedelta(days=7)
+    if channel.created_at:
+        since = max(since, week_start(datetime.fromisoformat(channel.created_at), channel.schedule.tz))
+    until = now.astimezone(timezone.utc).date() + timedelta(days=1)
+    return Window(scheduled=slot, week=iso_week(slot.date()), since=since, until=max(until, since))
+
+
+def rank_new(
+    candidates: Iterable[tuple[Paper, Sequence[ThemeScore]]],
+    themes: Sequence[str],
+    sent: Mapping[str, int | None],
+) -> list[DigestItem]:
+    """Return the unsent candidates matching `themes` as items, best first, each paper once with all its themes."""
+    merged: dict[str, tuple[Paper, list[ThemeScore]]] = {}
+    for paper, scores in candidates:
+        if not paper.arxiv_id or paper.arxiv_id in sent:
+            continue
+        hits = [s for s in scores if s.matched and s.theme in themes]
+        if hits:
+            merged.setdefault(paper.arxiv_id, (paper, []))[1].extend(hits)
+    items = [_item(paper, hits, themes) for paper, hits in merged.values()]
+    return sorted(items, key=lambda i: (-i.score, _desc(i.paper.announced), i.paper.arxiv_id or ""))
+
+
+def _item(paper: Paper, hits: list[ThemeScore], themes: Sequence[str]) -> DigestItem:
+    best = max(hits, key=lambda s: s.score)
+    names = tuple(t for t in themes if any(s.theme == t for s in hits))
+    terms = tuple(dict.fromkeys(term for s in sorted(hits, key=lambda s: -s.score) for term in s.terms))
+    return DigestItem(paper=paper, themes=names, score=best.score, why=best.why[:3], terms=terms[:6])
+
+
+def _desc(text: str | None) -> str:
+    """Sort key that orders ISO dates newest first."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in text or "")
+
+
+def select_updated(
+    revisions: Iterable[tuple[Paper, int]], sent: Mapping[str, int | None], limit: int
+) -> list[UpdatedItem]:
+    """Return "updated" lines for papers this channel was sent whose newer version has appeared since."""
+    updates = [
+        UpdatedItem(paper=paper, version=version)
+        for paper, version in revisions
+        if paper.arxiv_id in sent and version > (sent[paper.arxiv_id] or 1)
+    ]
+    return sorted(updates, key=lambda u: u.paper.arxiv_id or "")[:limit]
+
+
+def order_classics(seeds: Iterable[Paper], themes: Sequence[Theme]) -> list[Paper]:
+    """Return the rotation of seed papers for these themes: round-robin over themes, exemplars first."""
+    seeds = list(seeds)
+    queues = [_theme_seeds(seeds, theme) for theme in themes]
+    order: list[Paper] = []
+    seen: set[int | None] = set()
+    for rank in range(max((len(q) for q in queues), default=0)):
+        for queue in queues:
+            if rank < len(queue) and queue[rank].id not in seen:
+                seen.add(queue[rank].id)
+                order.append(queue[rank])
+    return order
+
+
+def _theme_seeds(seeds: list[Paper], theme: Theme) -> list[Paper]:
+    exemplars = [e.lower() for e in theme.exemplars]
+
+    def is_exemplar(paper: Paper) -> bool:
+        title = (paper.title or "").lower()
+        return any(title.startswith(e) for e in exemplars)
+
+    tagged = [p for p in seeds if theme.name in p.themes]
+    return sorted(tagged, key=lambda p: (not is_exemplar(p), p.id or 0))
+
+
+def pick_classic(rotation: Sequence[Paper], shown: Mapping[int, str]) -> Paper | None:
+    """Return the first paper of the rotation not shown yet; once all were shown, the least recently shown."""
+    for paper in rotation:
+        if paper.id not in shown:
+            return paper
+    if not rotation:
+        return None
+    return min(enumerate(rotation), key=lambda pair: (shown[pair[1].id or 0], pair[0]))[1]
+
+
+def nearest_papers(target: Paper, candidates: Sequence[Paper], k: int = SINCE_THEN_MAX) -> list[Paper]:
+    """Return up to `k` candidates most similar to `target` (TF-IDF cosine over title + abstract)."""
+    pool = [p for p in candidates if p.id != target.id or p.id is None]
+    if not pool:
+        return []
+    docs = [_terms(target)] + [_terms(p) for p in pool]
+    df = Counter(term for doc in docs for term in set(doc))
+    vectors = [_tfidf(doc, df, len(docs)) for doc in docs]
+    scored = [(_cosine(vectors[0], vec), index) for index, vec in enumerate(vectors[1:])]
+    best = sorted((pair for pair in scored if pair[0] >= SINCE_THEN_MIN_SIMILARITY), key=lambda p: (-p[0], p[1]))
+    return [pool[index] for _, index in best[:k]]
+
+
+def _terms(paper: Paper) -> Counter[str]:
+    text = f"{paper.title or ''} {paper.title or ''} {paper.abstract or ''}".lower()
+    return Counter(w for w in _WORD.findall(text) if w not in _STOPWORDS)
+
+
+def _tfidf(doc: Counter[str], df: Counter[str], n: int) -> dict[str, float]:
+    return {term: (1 + math.log(count)) * math.log((1 + n) / (1 + df[term])) for term, count in doc.items()}
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    dot = sum(weight * b.get(term, 0.0) for term, weight in a.items())
+    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norm if norm else 0.0
+
+
+def summarize_coverage(
+    runs: Sequence[FetchRun], window: Window, now: datetime, labels: Sequence[str], found: int
+) -> Coverage:
+    """Return the coverage line: what was scanned, or that the fetch failed, went stale or never ran."""
+    last_day = window.until - timedelta(days=1)
+    if not runs:
+        return Coverage("none", f"No arXiv fetch has run since {_day(window.since)}, so this digest has no new "
+                        "papers from arXiv.", window.since.isoformat(), last_day.isoformat())
+    good = [r for r in runs if r.outcome in ("ok", "empty")]
+    latest = max(runs, key=lambda r: r.started)
+    covered_to = min(last_day, max((_date(r.window_end) for r in good), default=window.since))
+    span = _span(window.since, covered_to)
+    if latest.outcome == "failed":
+        return _failed_coverage(runs, good, window, now, covered_to)
+    finished = datetime.fromisoformat(latest.finished or latest.started)
+    if now - finished > STALE_AFTER:
+        text = f"The last arXiv fetch was {_when(finished, now, 'on')}; this digest covers {span} only."
+        return Coverage("stale", text, window.since.isoformat(), covered_to.isoformat(), _scanned_total(good))
+    scanned, categories = _scanned(good)
+    source = f"{scanned:,} {categories + ' ' if categories else ''}papers from arXiv, {span}"
+    if found == 0:
+        text = f"No new papers in {join_words(labels, 'or')} this week; scanned {source}."
+        return Coverage("empty", text, window.since.isoformat(), covered_to.isoformat(), scanned)
+    matched = f"{found} new {'paper' if found == 1 else 'papers'}"
+    return Coverage("ok", f"{matched} in {join_words(labels, 'and')}; scanned {source}.",
+                    window.since.isoformat(), covered_to.isoformat(), scanned)
+
+
+def _failed_coverage(
+    runs: Sequence[FetchRun], good: Sequence[FetchRun], window: Window, now: datetime, covered_to: date
+) -> Coverage:
+    last_good = max((r.started for r in good), default="")
+    first_failure = min(r.started for r in runs if r.outcome == "failed" and r.started > last_good)
+    since = _when(datetime.fromisoformat(first_failure), now)
+    if not good:
+        text = f"arXiv could not be reached {since}, so this digest has no new papers from arXiv."
+    else:
+        text = f"arXiv could not be reached {since}; this digest covers {_span(window.since, covered_to)} only."
+    return Coverage("failed", text, window.since.isoformat(), covered_to.isoformat(), _scanned_total(good))
+
+
+def digest_status(coverage: Coverage, items: Sequence[DigestItem]) -> DigestStatus:
+    """Return `source_error` when the fetch failed, went stale or never ran; `quiet` with no new papers."""
+    if coverage.status in ("failed", "stale", "none"):
+        return "source_error"
+    return "ok" if items else "quiet"
+
+
+def _counted_runs(good: Sequence[FetchRun]) -> list[FetchRun]:
+    """Return runs with non-overlapping windows, newest first, so re-scanned days are counted once."""
+    kept: list[FetchRun] = []
+    for run in sorted(good, key=lambda r: r.started, reverse=True):
+        if all(run.window_end <= k.window_start or run.window_start >= k.window_end for k in kept):
+            kept.append(run)
+    return kept
+
+
+def _scanned(good: Sequence[FetchRun]) -> tuple[int, str]:
+    per_category: Counter[str] = Counter()
+    total = 0
+    for run in _counted_runs(good):
+        per_category.update(run.scanned)
+        total += sum(run.scanned.values()) if run.scanned else run.papers
+    names = [name for name, _ in per_category.most_common(4)]
+    return total, "/".join(sorted(names)) + ("/..." if len(per_category) > 4 else "")
+
+
+def _scanned_total(good: Sequence[FetchRun]) -> int:
+    return _scanned(good)[0]
+
+
+def join_words(words: Sequence[str], conjunction: str) -> str:
+    """Return `a`, `a and b`, `a, b and c` (or with `or`)."""
+    words = list(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def _date(text: str) -> date:
+    value = datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00+00:00")
+    return value.astimezone(timezone.utc).date() if value.tzinfo else value.date()
+
+
+def _day(day: date) -> str:
+    return f"{day:%b} {day.day}"
+
+
+def _span(start: date, end: date) -> str:
+    """Return `Nov 16-22`, `Nov 30-Dec 6` or `Nov 16`."""
+    if end <= start:
+        return _day(start)
+    if start.month == end.month:
+        return f"{_day(start)}-{end.day}"
+    return f"{_day(start)}-{_day(end)}"
+
+
+def _when(moment: datetime, now: datetime, preposition: str = "since") -> str:
+    """Return `since Tuesday` within the last six days, else `since Nov 10`."""
+    day = moment.astimezone(timezone.utc).date()
+    if 0 <= (now.astimezone(timezone.utc).date() - day).days < 6:
+        return f"{preposition} {day:%A}"
+    return f"{preposition} {_day(day)}"
