@@ -488,12 +488,33 @@ def query_terms(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
-def _fts(core: "Core", match: str, limit: int) -> list[tuple[int, float]]:
+CANDIDATES = 1000
+"""Most FTS matches ranked per lookup. FTS5 scores every match it returns, so a word found in half of a
+million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches bounds it."""
+
+
+def _fts(core: "Core", match: str, limit: int = CANDIDATES) -> list[tuple[int, float]]:
     rows = core.db.execute(
-        "SELECT rowid, bm25(papers_fts, ?, ?, ?) AS r FROM papers_fts WHERE papers_fts MATCH ? ORDER BY r LIMIT ?",
+        "SELECT rowid, bm25(papers_fts, ?, ?, ?) FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
         [TITLE_WEIGHT, ABSTRACT_WEIGHT, AUTHORS_WEIGHT, match, limit],
     ).fetchall()
     return [(int(r[0]), -float(r[1])) for r in rows]
+
+
+def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    scores: dict[int, float] = {}
+    for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
+        scores[row[0]] = 50.0
+    if len(terms) > 1:
+        for pid, score in _fts(core, "title : " + '"' + " ".join(terms).replace('"', '""') + '"', 200):
+            scores[pid] = scores.get(pid, 0.0) + score + 20.0
+    for pid, score in _fts(core, " ".join(quoted)):
+        scores[pid] = max(scores.get(pid, 0.0), score + 5.0) if pid not in scores else scores[pid] + 5.0
+    if len(scores) < limit and len(terms) > 1:
+        for pid, score in _fts(core, " OR ".join(quoted)):
+            scores.setdefault(pid, score)
+    return scores
 
 
 def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float]]:
@@ -501,7 +522,8 @@ def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float
 
     Accepts an arXiv id (with or without version), an abs/pdf URL, an exact or partial title or free
     words. User text is reduced to quoted words before it reaches FTS5, so operators, quotes, `*`, `-`
-    or `NEAR(` are searched as plain words and never parsed as query syntax.
+    or `NEAR(` are searched as plain words and never parsed as query syntax. Ranking: exact title,
+    then the words as a phrase in the title, then bm25 over title, authors and abstract.
     """
     if limit <= 0:
         return []
@@ -512,25 +534,9 @@ def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float
     terms = query_terms(query)
     if not terms:
         return []
-    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    pool = max(limit * 5, 25)
-    scores: dict[int, float] = {}
-    for pid, score in _fts(core, " ".join(quoted), pool):
-        scores[pid] = score + 5.0
-    if len(scores) < limit and len(terms) > 1:
-        for pid, score in _fts(core, " OR ".join(quoted), pool):
-            scores.setdefault(pid, score)
-    exact = normalize_title(query[:MAX_QUERY_CHARS])
-    for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [exact]):
-        scores[row[0]] = scores.get(row[0], 0.0) + 50.0
-    papers = {p.id: p for p in get_papers(core, list(scores))}
-    phrase = " ".join(terms)
-    for pid, paper in papers.items():
-        title = normalize_title(paper.title) or ""
-        if phrase and phrase in title:
-            scores[pid] += 20.0 if title.startswith(phrase) else 10.0  # type: ignore[index]
-    ranked = sorted(papers.values(), key=lambda p: (-scores[p.id], p.id))  # type: ignore[index]
-    return [(p, round(scores[p.id], 4)) for p in ranked[:limit]]  # type: ignore[index]
+    scores = _candidates(core, terms, query[:MAX_QUERY_CHARS], limit)
+    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:limit]
+    return [(p, round(scores[p.id], 4)) for p in get_papers(core, best)]  # type: ignore[index]
 
 
 def suggest_titles(core: "Core", query: str, limit: int = 3) -> list[str]:

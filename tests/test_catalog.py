@@ -27,11 +27,11 @@ def core(fresh_core):
     catalog.upsert_arxiv_papers(
         fresh_core,
         [
-            arxiv_paper("2212.08073", "Constitutional AI: Harmlessness from AI Feedback",
-                        abstract="We train a harmless assistant through self-improvement.", authors=("Yuntao Bai",)),
-            arxiv_paper("2203.02155", "Training language models to follow instructions with human feedback",
-                        abstract="Fine-tuning with human feedback aligns models with user intent.",
-                        authors=("Long Ouyang", "Jeff Wu")),
+            arxiv_paper("2305.18290", "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
+                        abstract="We fit a policy to preferences without a reward model.", authors=("Rafael Rafailov",)),
+            arxiv_paper("2305.20050", "Let's Verify Step by Step",
+                        abstract="Process supervision of each reasoning step beats outcome supervision.",
+                        authors=("Hunter Lightman", "Vineet Kosaraju")),
             arxiv_paper("hep-th/9711200", "The Large N Limit of Superconformal Field Theories and Supergravity",
                         authors=("Juan M. Maldacena",)),
         ],
@@ -51,20 +51,20 @@ def test_migrations_apply_to_database_made_by_older_schema(tmp_path):
     db.close()
     db = open_db(path)
     assert "meta" in db.table_names()
-    assert [m.name for m in migrations.applied(db)][-1] == "m002_catalog_meta_and_title_index"
+    assert "m002_catalog_meta_and_title_index" in [m.name for m in migrations.applied(db)]
     assert db.execute("SELECT title FROM papers").fetchone()[0] == "Old"
 
 
 def test_upsert_new_then_newer_version_is_a_revision(core):
     result = catalog.upsert_arxiv_papers(
-        core, [arxiv_paper("2212.08073", "Constitutional AI: Harmlessness from AI Feedback", version=2)], NOW
+        core, [arxiv_paper("2305.18290", "Direct Preference Optimization", version=2)], NOW
     )
-    assert [p.arxiv_id for p in result.revised] == ["2212.08073"]
-    again = catalog.upsert_arxiv_papers(core, [arxiv_paper("2212.08073", "Constitutional AI", version=2)], NOW)
+    assert [p.arxiv_id for p in result.revised] == ["2305.18290"]
+    again = catalog.upsert_arxiv_papers(core, [arxiv_paper("2305.18290", "DPO", version=2)], NOW)
     assert again.unchanged and not again.revised and not again.new
-    paper = catalog.get_by_arxiv_id(core, "2212.08073v1")
+    paper = catalog.get_by_arxiv_id(core, "2305.18290v1")
     assert paper.version == 2 and paper.announced == "2026-11-25"
-    assert [(p.arxiv_id, v) for p, v in catalog.revisions_since(core, "2026-11-01")] == [("2212.08073", 2)]
+    assert [(p.arxiv_id, v) for p, v in catalog.revisions_since(core, "2026-11-01")] == [("2305.18290", 2)]
 
 
 def test_fetched_paper_with_a_seed_title_is_adopted_not_duplicated(core):
@@ -78,12 +78,12 @@ def test_fetched_paper_with_a_seed_title_is_adopted_not_duplicated(core):
 
 @pytest.mark.parametrize(
     "query",
-    ["2212.08073", "2212.08073v2", "arXiv:2212.08073", "https://arxiv.org/abs/2212.08073v1",
-     "http://arxiv.org/pdf/2212.08073v3.pdf", "arxiv.org/pdf/2212.08073"],
+    ["2305.18290", "2305.18290v2", "arXiv:2305.18290", "https://arxiv.org/abs/2305.18290v1",
+     "http://arxiv.org/pdf/2305.18290v3.pdf", "arxiv.org/pdf/2305.18290"],
 )
 def test_search_by_id_and_url(core, query):
     results = catalog.search(core, query)
-    assert [p.arxiv_id for p, _ in results] == ["2212.08073"]
+    assert [p.arxiv_id for p, _ in results] == ["2305.18290"]
 
 
 def test_search_old_style_id(core):
@@ -91,18 +91,18 @@ def test_search_old_style_id(core):
 
 
 def test_search_ranks_title_matches_first(core):
-    results = catalog.search(core, "constitutional ai")
-    assert results[0][0].arxiv_id == "2212.08073"
-    exact = catalog.search(core, "Training language models to follow instructions with human feedback")
-    assert exact[0][0].arxiv_id == "2203.02155" and exact[0][1] > 50
-    partial = catalog.search(core, "follow instructions")
-    assert partial[0][0].arxiv_id == "2203.02155"
-    assert catalog.search(core, "ouyang")[0][0].arxiv_id == "2203.02155"
+    results = catalog.search(core, "direct preference")
+    assert results[0][0].arxiv_id == "2305.18290"
+    exact = catalog.search(core, "Let's verify step by step")
+    assert exact[0][0].arxiv_id == "2305.20050" and exact[0][1] > 50
+    partial = catalog.search(core, "verify step")
+    assert partial[0][0].arxiv_id == "2305.20050"
+    assert catalog.search(core, "lightman")[0][0].arxiv_id == "2305.20050"
 
 
 HOSTILE = [
     '"', '""', "'", "AND", "OR", "NOT", "NEAR(", "NEAR(a b)", "*", "-", "a*", "-harmless", "title:foo",
-    "(", ")", "{title}: x", "^", "constitutional AND", "OR OR OR", '"unbalanced', "💥🔥", "日本語の論文",
+    "(", ")", "{title}: x", "^", "direct AND", "OR OR OR", '"unbalanced', "💥🔥", "日本語の論文",
     "Ünïcödé façade", "<!channel>", "@everyone", "<@U123>", "\x00", "x" * 10_000, "ai " * 5_000, "   ",
     "'; DROP TABLE papers; --", "%", "_",
 ]
@@ -110,9 +110,10 @@ HOSTILE = [
 
 @pytest.mark.parametrize("query", HOSTILE, ids=lambda q: repr(q[:20]))
 def test_search_hostile_queries_never_raise(core, query):
+    before = catalog.count_papers(core)
     results = catalog.search(core, query)
     assert isinstance(results, list)
-    assert catalog.count_papers(core) == 3
+    assert catalog.count_papers(core) == before
 
 
 def test_query_terms_strip_syntax():
@@ -121,14 +122,14 @@ def test_query_terms_strip_syntax():
 
 
 def test_scores_and_matched_papers(core):
-    paper = catalog.get_by_arxiv_id(core, "2212.08073")
+    paper = catalog.get_by_arxiv_id(core, "2305.18290")
     catalog.store_scores(
         core, paper.id, [ThemeScore("oversight", 0.9, True, why=("Measuring Progress",), terms=("oversight",)),
                          ThemeScore("rlhf", 0.2, False)]
     )
     assert catalog.get_paper(core, paper.id).themes == ("oversight",)
     found = catalog.matched_papers(core, ["oversight", "rlhf"], "2026-11-20", "2026-11-26")
-    assert [(p.arxiv_id, [s.theme for s in s_]) for p, s_ in found] == [("2212.08073", ["oversight"])]
+    assert [(p.arxiv_id, [s.theme for s in s_]) for p, s_ in found] == [("2305.18290", ["oversight"])]
     assert catalog.matched_papers(core, ["oversight"], "2026-11-26", "2026-12-01") == []
 
 
@@ -140,36 +141,36 @@ def test_catalog_version_changes_on_write(core):
 
 def test_import_rejects_bad_line_and_imports_nothing(tmp_path, core):
     path = tmp_path / "list.jsonl"
-    path.write_text(json.dumps({"title": "Good paper"}) + "\n" + json.dumps({"abstract": "no title"}) + "\n")
+    path.write_text(json.dumps({"title": "Zyxwv quokka study"}) + "\n" + json.dumps({"abstract": "no title"}) + "\n")
     with pytest.raises(ImportLineError) as info:
         catalog.read_import_file(path)
     assert info.value.line == 2
     result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
     assert result.exit_code == 1
     assert "line 2" in result.output and "Traceback" not in result.output
-    assert catalog.search(core, "Good paper") == []
+    assert catalog.search(core, "zyxwv") == []
 
 
 def test_import_merges_known_papers_and_keeps_sources(tmp_path, core):
     path = tmp_path / "list.jsonl"
     lines = [
         {"title": "A reading list paper", "authors": ["Ada Lovelace"], "abstract": "About engines."},
-        {"title": "Constitutional AI: Harmlessness from AI Feedback"},
-        {"title": "Another", "arxiv_id": "2203.02155v3"},
+        {"title": "Direct preference optimization: your language model is secretly a reward model"},
+        {"title": "Another", "arxiv_id": "2305.20050v3"},
     ]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["catalog", "import", str(path), "--json"], catch_exceptions=False)
     assert json.loads(result.output) == {"inserted": 1, "merged": 2}
-    merged = catalog.get_by_arxiv_id(core, "2203.02155")
+    merged = catalog.get_by_arxiv_id(core, "2305.20050")
     assert ("list.jsonl", 3) in [(s.file, s.line) for s in merged.sources]
     found = catalog.search(core, "reading list")[0][0]
     assert found.origin == "seed" and found.sources[0].line == 1
 
 
 def test_paper_cli_json_has_score_and_fields(core):
-    result = CliRunner().invoke(cli, ["paper", "constitutional", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["paper", "direct preference", "--json"], catch_exceptions=False)
     data = json.loads(result.output)
-    assert data[0]["arxiv_id"] == "2212.08073"
+    assert data[0]["arxiv_id"] == "2305.18290"
     assert {"id", "title", "abstract", "authors", "arxiv_id", "url", "themes", "origin", "sources", "score"} <= set(
         data[0]
     )

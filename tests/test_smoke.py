@@ -6,6 +6,7 @@ import sys
 from click.testing import CliRunner
 
 from bot.cli import cli
+from digests.migrations import migrations
 from digests.store import open_db
 
 
@@ -19,7 +20,7 @@ def test_migrations_idempotent(tmp_path):
     path = tmp_path / "x.db"
     open_db(path)
     db = open_db(path)
-    assert db["_sqlite_migrations"].count == 2
+    assert db["_sqlite_migrations"].count == len(migrations._migrations)
     assert "papers_fts" in db.table_names()
 
 
