@@ -1,0 +1,371 @@
+"""Deliver due digests through the ledger: many channels in parallel, paced, retried, exactly once.
+
+SQLite is touched only through `on_catalog`, which runs on the core's single-thread "catalog lane"
+(STYLE §4.3) when one is set up (`open_core_in_lane`), and inline when the core belongs to the loop's
+own thread (CLI one-shots, tests). Posting is async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, Iterable, Literal
+
+from digests import ledger
+from digests.errors import DeliveryError, DigestBotError
+from digests.models import Channel, Coverage, Digest
+
+from .posting import Poster, get_poster, rate_limiter
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["posted", "recovered", "already", "retry", "broken", "failed", "skipped", "paused", "unknown"]
+GLOBAL_LIMIT_CODES = frozenset({"global_rate_limited", "global"})
+"""DeliveryError codes meaning the whole bot (not one channel) is rate limited (Discord's global 429)."""
+MAX_IN_FLIGHT = 8
+MAX_INLINE_WAIT = 900.0
+"""Retry-After up to this many seconds is waited out in place; longer ones are left to the retry sweep."""
+MAX_ATTEMPTS = 8
+BACKOFF = 5.0
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one channel's digest."""
+
+    channel: str
+    outcome: Outcome
+    digest_id: str | None = None
+    ref: str | None = None
+    detail: str | None = None
+
+
+def open_core_in_lane(open_core: Callable[[], Any] | None = None) -> Any:
+    """Open the core on a new single-thread catalog lane (so its SQLite connection lives there) and return it."""
+    if open_core is None:
+        from digests.service import open_core
+    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lane")
+    core = lane.submit(open_core).result()
+    core.cache["catalog_lane"] = lane
+    return core
+
+
+async def on_catalog(core: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `fn(*args, **kwargs)` where the core's SQLite connection lives (its catalog lane, else inline)."""
+    lane = core.cache.get("catalog_lane")
+    if lane is None:
+        return fn(*args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, *args, **kwargs))
+
+
+def _default_build(core: Any, channel_key: str, now: datetime) -> Digest:
+    from digests.build import build_digest
+
+    return build_digest(core, channel_key, now)
+
+
+def _default_build_many(core: Any, channel_keys: list[str], now: datetime) -> list[Digest]:
+    from digests.build import build_digests
+
+    return build_digests(core, channel_keys, now)
+
+
+def _get_channel(core: Any, key: str) -> Channel | None:
+    from digests.channels import get_channel
+
+    return get_channel(core, key)
+
+
+def _mark_broken(core: Any, key: str, reason: str) -> None:
+    from digests.channels import mark_broken
+
+    mark_broken(core, key, reason)
+
+
+def _clear_broken(core: Any, key: str) -> None:
+    from digests.channels import clear_broken
+
+    clear_broken(core, key)
+
+
+class Deliverer:
+    """Delivers digests for one core; share one per process so pacing state is shared.
+
+    `posters(platform)` returns the Poster for a platform (default: the registry); `build(core, key, now)`
+    builds a digest (default: digests.build.build_digest) and `build_many(core, keys, now)` many at once
+    (default: digests.build.build_digests, or `build` per key when only `build` is given); `checkpoint(name)` is called at each crash
+    point (`intent`, `posted`, `ref`) so tests can stop the process there.
+    """
+
+    def __init__(
+        self,
+        core: Any,
+        *,
+        posters: Callable[[str], Poster] | None = None,
+        build: Callable[[Any, str, datetime], Digest] | None = None,
+        build_many: Callable[[Any, list[str], datetime], list[Digest]] | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_inline_wait: float = MAX_INLINE_WAIT,
+        max_attempts: int = MAX_ATTEMPTS,
+        checkpoint: Callable[[str], None] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.core = core
+        self.posters = posters or (lambda platform: get_poster(platform, core))
+        self.build = build or _default_build
+        if build_many is None:
+            build_many = _default_build_many if build is None else self._build_each
+        self.build_many = build_many
+        self.max_inline_wait = max_inline_wait
+        self.max_attempts = max_attempts
+        self.checkpoint = checkpoint or (lambda name: None)
+        self.sleep = sleep
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    def _build_each(self, core: Any, keys: list[str], now: datetime) -> list[Digest]:
+        return [self.build(core, key, now) for key in keys]
+
+    async def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a catalog function on the catalog lane."""
+        return await on_catalog(self.core, fn, *args, **kwargs)
+
+    async def deliver(self, channel_key: str, due: datetime, *, force: bool = False) -> DeliveryResult:
+        """Build `channel_key`'s digest for the run at `due` and deliver it unless the ledger has it.
+
+        Broken channels are skipped unless `force` (an explicit `digest send`); a successful forced
+        send clears the broken mark. Build failures are logged, recorded and told to the channel.
+        """
+        channel = await self.db(_get_channel, self.core, channel_key)
+        skip = _skip_reason(channel_key, channel, force)
+        if skip is not None:
+            return skip
+        try:
+            digest = await self.db(self.build, self.core, channel_key, due)
+        except Exception as exc:  # the per-job boundary (STYLE §4.6): log, record, tell the channel
+            return await self._build_failed(channel, due, exc)
+        return await self.deliver_built(channel, digest)
+
+    async def deliver_built(self, channel: Channel, digest: Digest) -> DeliveryResult:
+        """Record the intent for a built digest and drive it to `done`."""
+        delivery = await self.db(ledger.record_intent, self.core, digest, self.core.clock())
+        result = await self.complete(delivery, digest)
+        if channel.broken_reason and result.outcome in ("posted", "recovered"):
+            await self.db(_clear_broken, self.core, channel.key)
+        return result
+
+    async def _build_failed(self, channel: Channel, due: datetime, exc: Exception) -> DeliveryResult:
+        log.error("building the digest for %s failed: %s", channel.key, exc, exc_info=exc)
+        await self._tell_failure(channel, due, exc)
+        return DeliveryResult(channel.key, "failed", detail=f"build failed: {exc}")
+
+    async def complete(self, delivery: ledger.Delivery, digest: Digest | None = None) -> DeliveryResult:
+        """Drive one ledger row to `done`: finish, recover via find_posted, or post the stored digest."""
+        key, digest_id = delivery.channel, delivery.digest_id
+        if delivery.status == "done":
+            return DeliveryResult(key, "already", digest_id, delivery.message_ref)
+        if delivery.status in ("failed", "skipped"):
+            return DeliveryResult(key, "skipped", digest_id, detail=delivery.error)
+        if delivery.status == "posted":
+            await self.db(ledger.record_sent, self.core, digest_id, self.core.clock())
+            return DeliveryResult(key, "recovered", digest_id, delivery.message_ref)
+        now = self.core.clock()
+        if ledger.is_stale(delivery, now):
+            reason = "more than a week late"
+            log.warning("skipping digest %s: %s", digest_id, reason)
+            await self.db(ledger.record_skipped, self.core, digest_id, reason)
+            return DeliveryResult(key, "skipped", digest_id, detail=reason)
+        if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
+            return DeliveryResult(key, "retry", digest_id, detail=f"waiting until {delivery.retry_at}")
+        stored = await self.db(ledger.stored_digest, self.core, digest_id)
+        return await self._post(delivery, stored or digest)
+
+    async def _post(self, delivery: ledger.Delivery, digest: Digest | None) -> DeliveryResult:
+        key, digest_id = delivery.channel, delivery.digest_id
+        if digest is None:
+            return DeliveryResult(key, "failed", digest_id, detail="no stored digest")
+        poster = self.posters(key.split(":", 1)[0])
+        limiter = rate_limiter(self.core, poster.platform)
+        attempts = delivery.attempts
+        if attempts:
+            found = await poster.find_posted(key, digest_id)
+            if found:
+                return await self._finish(key, digest_id, found, "recovered")
+        while True:
+            self.checkpoint("intent")
+            await self.db(ledger.record_attempt, self.core, digest_id)
+            attempts += 1
+            try:
+                async with self._in_flight:
+                    await limiter.acquire(key)
+                    ref = await poster.post(key, digest)
+            except DeliveryError as exc:
+                wait = await self._handle_error(key, digest_id, exc, attempts, limiter)
+                if wait is None:
+                    return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=str(exc))
+                await self.sleep(wait)
+                continue
+            except Exception as exc:  # a poster bug or network error: keep the intent, retry later
+                log.exception("posting %s failed", digest_id)
+                retry_at = self.core.clock() + timedelta(seconds=BACKOFF * attempts)
+                await self.db(ledger.record_retry, self.core, digest_id, f"{type(exc).__name__}: {exc}", retry_at)
+                return DeliveryResult(key, "retry", digest_id, detail=str(exc))
+            self.checkpoint("posted")
+            return await self._finish(key, digest_id, ref, "posted")
+
+    async def _finish(self, key: str, digest_id: str, ref: str, outcome: Outcome) -> DeliveryResult:
+        now = self.core.clock()
+        await self.db(ledger.record_ref, self.core, digest_id, ref, now)
+        self.checkpoint("ref")
+        await self.db(ledger.record_sent, self.core, digest_id, now)
+        return DeliveryResult(key, outcome, digest_id, ref)
+
+    async def _handle_error(
+        self, key: str, digest_id: str, exc: DeliveryError, attempts: int, limiter: Any
+    ) -> float | None:
+        """Record a platform error; return seconds to wait before retrying in place, or None to stop."""
+        if exc.permanent:
+            reason = f"{exc.code}: {exc.message}" if getattr(exc, "code", None) else exc.message
+            log.warning("channel %s is broken: %s", key, reason)
+            await self.db(ledger.record_failed, self.core, digest_id, reason)
+            await self.db(_mark_broken, self.core, key, str(exc.code or reason))
+            return None
+        wait = float(exc.retry_after) if getattr(exc, "retry_after", None) else BACKOFF * attempts
+        limiter.pause(wait, None if getattr(exc, "code", None) in GLOBAL_LIMIT_CODES else key)
+        if wait <= self.max_inline_wait and attempts < self.max_attempts:
+            return wait
+        retry_at = self.core.clock() + timedelta(seconds=wait)
+        log.warning("digest %s not delivered yet (%s); retrying at %s", digest_id, exc, retry_at.isoformat())
+        await self.db(ledger.record_retry, self.core, digest_id, str(exc), retry_at)
+        return None
+
+    async def _tell_failure(self, channel: Channel, due: datetime, exc: BaseException) -> None:
+        text = (
+            "This week's digest could not be built, sorry. The admins can see why with `digestbot status`; "
+            "it will be tried again at the next scheduled run."
+        )
+        iso = due.isocalendar()
+        notice = Digest(
+            id=f"{channel.key}|{iso.year}-W{iso.week:02d}|failed", channel=channel.key,
+            week=f"{iso.year}-W{iso.week:02d}", title="Weekly digest: not available", themes=channel.themes,
+            items=(), coverage=Coverage("failed", f"Digest build failed: {type(exc).__name__}"),
+            generated_at=self.core.clock().isoformat(), empty_note=text, status="source_error",
+        )
+        try:
+            await self.posters(channel.platform).post(channel.key, notice)
+        except (DigestBotError, OSError) as err:
+            log.warning("could not tell %s that its digest failed: %s", channel.key, err)
+
+    async def deliver_many(
+        self, runs: Iterable[tuple[str, datetime]], *, workers: int = 32, chunk: int = 256
+    ) -> list[DeliveryResult]:
+        """Deliver many (channel key, due) runs: digests are built in chunks on the catalog lane while
+        `workers` deliver them; requests in flight stay bounded and memory holds about two chunks."""
+        queue: asyncio.Queue[tuple[Channel, Digest] | None] = asyncio.Queue(maxsize=chunk)
+        results: list[DeliveryResult] = []
+
+        async def produce() -> None:
+            for due, keys in _group_by_due(runs).items():
+                for start in range(0, len(keys), chunk):
+                    for item in await self.db(self._build_chunk, keys[start:start + chunk], due):
+                        if isinstance(item, DeliveryResult):
+                            results.append(item)
+                        elif isinstance(item[1], Exception):
+                            results.append(await self._build_failed(item[0], due, item[1]))
+                        else:
+                            await queue.put(item)
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def consume() -> None:
+            while (item := await queue.get()) is not None:
+                results.append(await self.deliver_built(*item))
+
+        await asyncio.gather(produce(), *(consume() for _ in range(workers)))
+        return results
+
+    def _build_chunk(self, keys: list[str], due: datetime) -> list[Any]:
+        """Build digests for `keys` (on the lane); yields results for skipped channels, errors per channel."""
+        out: list[Any] = []
+        ready: list[Channel] = []
+        for key in keys:
+            channel = _get_channel(self.core, key)
+            skip = _skip_reason(key, channel, False)
+            if skip is not None:
+                out.append(skip)
+            else:
+                ready.append(channel)  # type: ignore[arg-type]
+        try:
+            digests = self.build_many(self.core, [c.key for c in ready], due)
+            return out + list(zip(ready, digests))
+        except Exception:  # one bad channel must not sink the chunk: build one by one
+            for channel in ready:
+                try:
+                    out.append((channel, self.build(self.core, channel.key, due)))
+                except Exception as exc:
+                    out.append((channel, exc))
+            return out
+
+    async def recover(self) -> list[DeliveryResult]:
+        """Finish every open intent whose retry time has come (crash recovery and the retry sweep)."""
+        rows = await self.db(ledger.open_deliveries, self.core, self.core.clock())
+        return list(await asyncio.gather(*(self.complete(row) for row in rows)))
+
+    async def catch_up(self) -> list[DeliveryResult]:
+        """Recover open intents, then deliver each channel's latest missed run once (start-up)."""
+        results = await self.recover()
+        runs = await self.db(due_runs, self.core, self.core.clock())
+        return results + await self.deliver_many(runs)
+
+    async def deliver_due(self, channel_key: str) -> DeliveryResult:
+        """Deliver the channel's latest scheduled run (the digest job); a no-op if the ledger has it."""
+        from digests.schedule import previous_digest_run
+
+        channel = await self.db(_get_channel, self.core, channel_key)
+        if channel is None:
+            return DeliveryResult(channel_key, "unknown")
+        return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()))
+
+
+def _skip_reason(key: str, channel: Channel | None, force: bool) -> DeliveryResult | None:
+    if channel is None:
+        return DeliveryResult(key, "unknown", detail="no subscription")
+    if channel.paused:
+        return DeliveryResult(key, "paused")
+    if channel.broken_reason and not force:
+        return DeliveryResult(key, "broken", detail=channel.broken_reason)
+    return None
+
+
+def _group_by_due(runs: Iterable[tuple[str, datetime]]) -> dict[datetime, list[str]]:
+    groups: dict[datetime, list[str]] = {}
+    for key, due in runs:
+        groups.setdefault(due, []).append(key)
+    return groups
+
+
+def due_runs(core: Any, now: datetime) -> list[tuple[str, datetime]]:
+    """Return (channel key, run) for channels whose latest scheduled run has no ledger row yet.
+
+    Older runs missed while the bot was down are more than a week late: they are logged and skipped.
+    """
+    from digests.channels import list_channels
+    from digests.schedule import due_run, missed_runs
+
+    runs = []
+    for channel in list_channels(core):
+        run = due_run(channel, now)
+        if run is None:
+            continue
+        last = ledger.last_delivery(core, channel.key)
+        if last is not None and last.created_at and datetime.fromisoformat(last.created_at) >= run:
+            continue
+        since = last.created_at if last else channel.created_at
+        skipped = missed_runs(channel, datetime.fromisoformat(since), now) if since else 0
+        if skipped:
+            log.warning("%s: skipping %d digest(s) more than a week late; sending the latest one", channel.key, skipped)
+        runs.append((channel.key, run))
+    return runs

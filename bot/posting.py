@@ -1,0 +1,263 @@
+"""How a digest reaches a channel: the Poster protocol, the console and recording posters, a registry, and pacing.
+
+A Poster posts one Digest (rendering it with its platform's renderer) and returns the platform's
+message ref. It raises `digests.errors.DeliveryError(channel=, code=, retry_after=, permanent=)` on
+platform errors: `permanent=True` for "bot removed / channel gone / no permission / bad auth",
+`retry_after` (seconds) for rate limits. `find_posted` lets the ledger recover after a crash between
+posting and recording the ref (Slack: message metadata carrying the digest id; Discord: the nonce
+sent with `enforce_nonce` makes a re-post safe, so it may return None).
+
+Slack and Discord posters live in `bot/slack_poster.py` / `bot/discord_poster.py` and are created
+lazily by the registry when their tokens are set. Posters that send several messages per digest
+(thread replies, follow-ups) should `await rate_limiter(core, platform).acquire(channel_key)` before
+each extra message so the per-channel pace holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Awaitable, Callable, Protocol, runtime_checkable
+
+from digests.errors import ConfigError, DeliveryError
+from digests.models import Digest
+
+SLACK_CHANNEL_INTERVAL = 1.0
+"""Slack chat.postMessage: about one message per second per channel
+(https://api.slack.com/methods/chat.postMessage#rate_limiting)."""
+DISCORD_GLOBAL_RATE = 50.0
+"""Discord: 50 requests per second per bot, globally (https://discord.com/developers/docs/topics/rate-limits)."""
+SLACK_GLOBAL_RATE = 10.0
+"""Our own cap across a Slack workspace; Slack publishes no global number for chat.postMessage."""
+
+
+@runtime_checkable
+class Poster(Protocol):
+    """Posts digests to one platform."""
+
+    platform: str
+
+    async def post(self, channel_key: str, digest: Digest) -> str:
+        """Post `digest` to `channel_key`; return the platform's message ref or raise DeliveryError."""
+        ...
+
+    async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
+        """Return the ref of an earlier post of `digest_id` in `channel_key`, or None."""
+        ...
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying at a given point; a BaseException so no error handler swallows it."""
+
+
+def rate_limited(channel: str, retry_after: float, code: str = "ratelimited") -> DeliveryError:
+    """Return the DeliveryError a platform's 429 becomes."""
+    return DeliveryError(
+        f"{channel}: rate limited, retry in {retry_after:g}s", channel=channel, code=code,
+        retry_after=retry_after, permanent=False,
+    )
+
+
+def permanent_failure(channel: str, code: str) -> DeliveryError:
+    """Return the DeliveryError for a failure that retrying cannot fix (bot removed, channel gone...)."""
+    return DeliveryError(f"{channel}: {code}", channel=channel, code=code, retry_after=None, permanent=True)
+
+
+class RateLimiter:
+    """Paces requests: at most `rate` per second overall and one per `channel_interval` seconds per channel.
+
+    Slots are reserved without awaiting in between, so concurrent callers on one loop never share one.
+    """
+
+    def __init__(
+        self,
+        rate: float | None = DISCORD_GLOBAL_RATE,
+        channel_interval: float = SLACK_CHANNEL_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.channel_interval = channel_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._next_global = 0.0
+        self._next_channel: dict[str, float] = {}
+
+    async def acquire(self, channel_key: str) -> None:
+        """Wait until both the channel and the global pace allow one more request."""
+        now = self._clock()
+        slot = max(now, self._next_channel.get(channel_key, 0.0))
+        self._next_channel[channel_key] = slot + self.channel_interval
+        if slot > now:
+            await self._sleep(slot - now)
+        if self.rate:
+            now = self._clock()
+            slot = max(now, self._next_global)
+            self._next_global = slot + 1.0 / self.rate
+            if slot > now:
+                await self._sleep(slot - now)
+        if len(self._next_channel) > 50_000:
+            self._forget_old(self._clock())
+
+    def pause(self, seconds: float, channel_key: str | None = None) -> None:
+        """Hold back the channel (or, without one, everything) for `seconds`, e.g. after a 429."""
+        until = self._clock() + max(seconds, 0.0)
+        if channel_key is None:
+            self._next_global = max(self._next_global, until)
+        else:
+            self._next_channel[channel_key] = max(self._next_channel.get(channel_key, 0.0), until)
+
+    def _forget_old(self, now: float) -> None:
+        self._next_channel = {k: v for k, v in self._next_channel.items() if v > now}
+
+
+def rate_limiter(core: Any, platform: str) -> RateLimiter:
+    """Return the process-wide RateLimiter for `platform` (created on first use, rates from `[delivery]`)."""
+    limiters: dict[str, RateLimiter] = core.cache.setdefault("rate_limiters", {})
+    if platform not in limiters:
+        section = core.settings.section("delivery") or {}
+        default = DISCORD_GLOBAL_RATE if platform == "discord" else SLACK_GLOBAL_RATE
+        rate = float(section.get(f"{platform}_rate", default)) if platform != "console" else None
+        interval = float(section.get("channel_interval", SLACK_CHANNEL_INTERVAL)) if platform == "slack" else 0.0
+        limiters[platform] = RateLimiter(rate, interval)
+    return limiters[platform]
+
+
+class ConsolePoster:
+    """Prints digests as plain text (`console:*` channels, and the bot without any platform token)."""
+
+    platform = "console"
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self.out = out
+        self._count = itertools.count(1)
+
+    async def post(self, channel_key: str, digest: Digest) -> str:
+        """Print the digest under a header line; return `console:<name>#<n>`."""
+        from bot.render_text import render_text
+
+        out = self.out or sys.stdout
+        out.write(f"--- {channel_key} · {digest.id} ---\n{render_text(digest)}\n")
+        out.flush()
+        return f"{channel_key}#{next(self._count)}"
+
+    async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
+        """Return None: a terminal keeps no history, so a console digest interrupted by a crash prints again."""
+        return None
+
+
+@dataclass
+class RecordedPost:
+    """One message a RecordingPoster accepted."""
+
+    channel_key: str
+    digest: Digest
+    ref: str
+
+
+
+@dataclass
+class RecordingPoster:
+    """A fake platform with behaviour, for tests: records posts and plays scripted failures per channel.
+
+    Script entries (consumed one per post call): "ok", "crash_before_post" (the process dies before the
+    request), "crash_after_post" (the platform got the message, the process died before the ref came
+    back), or a DeliveryError to raise (see `rate_limited`, `permanent_failure`).
+    """
+
+    platform: str = "slack"
+    posts: list[RecordedPost] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    finds: list[tuple[str, str]] = field(default_factory=list)
+    script: dict[str, list[Any]] = field(default_factory=dict)
+
+    def will(self, channel_key: str, *behaviours: Any) -> RecordingPoster:
+        """Queue behaviours for the next posts to `channel_key`; return self."""
+        self.script.setdefault(channel_key, []).extend(behaviours)
+        return self
+
+    async def post(self, channel_key: str, digest: Digest) -> str:
+        """Record the digest (or play the next scripted failure) and return a ref."""
+        self.calls.append((channel_key, digest.id))
+        queue = self.script.get(channel_key) or []
+        behaviour = queue.pop(0) if queue else "ok"
+        if isinstance(behaviour, DeliveryError):
+            raise behaviour
+        if behaviour == "crash_before_post":
+            raise SimulatedCrash(f"crash before posting {digest.id}")
+        ref = f"{channel_key}/m{len(self.posts) + 1}"
+        self.posts.append(RecordedPost(channel_key, digest, ref))
+        if behaviour == "crash_after_post":
+            raise SimulatedCrash(f"crash after posting {digest.id}")
+        return ref
+
+    async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
+        """Return the ref of a recorded post of `digest_id` in the channel, like Slack's metadata search."""
+        self.finds.append((channel_key, digest_id))
+        for post in self.posts:
+            if post.channel_key == channel_key and post.digest.id == digest_id:
+                return post.ref
+        return None
+
+    def posted_ids(self, channel_key: str | None = None) -> list[str]:
+        """Return the digest ids posted (to one channel, or all), in order."""
+        return [p.digest.id for p in self.posts if channel_key in (None, p.channel_key)]
+
+
+PosterFactory = Callable[[Any], Poster]
+
+
+def _console_factory(core: Any) -> Poster:
+    return ConsolePoster()
+
+
+def _slack_factory(core: Any) -> Poster:
+    if not core.settings.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set; export it to post to Slack channels", variable="SLACK_BOT_TOKEN")
+    from bot.slack_poster import make_slack_poster
+
+    return make_slack_poster(core)
+
+
+def _discord_factory(core: Any) -> Poster:
+    if not core.settings.discord_token:
+        raise ConfigError("DISCORD_TOKEN is not set; export it to post to Discord channels", variable="DISCORD_TOKEN")
+    from bot.discord_poster import make_discord_poster
+
+    return make_discord_poster(core)
+
+
+_FACTORIES: dict[str, PosterFactory] = {
+    "console": _console_factory,
+    "slack": _slack_factory,
+    "discord": _discord_factory,
+}
+
+
+def register_poster(platform: str, factory: PosterFactory | None) -> PosterFactory | None:
+    """Register (or with None, remove) the factory that makes `platform`'s poster; return the previous one."""
+    previous = _FACTORIES.get(platform)
+    if factory is None:
+        _FACTORIES.pop(platform, None)
+    else:
+        _FACTORIES[platform] = factory
+    return previous
+
+
+def get_poster(platform: str, core: Any) -> Poster:
+    """Return the poster for `platform`, created on first use and kept in `core.cache`.
+
+    Raise ConfigError when the platform's token is missing or no poster is registered.
+    """
+    posters: dict[str, Poster] = core.cache.setdefault("posters", {})
+    if platform not in posters:
+        factory = _FACTORIES.get(platform)
+        if factory is None:
+            known = ", ".join(sorted(_FACTORIES))
+            raise ConfigError(f"No poster for {platform!r} channels; known platforms: {known}", variable=platform)
+        posters[platform] = factory(core)
+    return posters[platform]

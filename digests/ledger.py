@@ -1,0 +1,263 @@
+"""The delivery ledger: exactly-once digests over the m001 tables deliveries / sent_papers / classics_shown.
+
+One `deliveries` row per (channel, week), keyed by the digest id `<channel>|<week>`, moves through:
+
+    pending  intent recorded (with the digest as JSON) before the first post attempt
+    posted   the platform's message ref is recorded
+    done     the digest's papers are in sent_papers and its classic in classics_shown
+    failed   a permanent platform error (the channel is marked broken); reopened when the channel is fixed
+    skipped  a pending digest that became more than a week late
+
+Crash recovery, by where the process died (the deliverer in bot/deliver.py drives this):
+- before the intent: no row, so the digest is built and delivered as if nothing happened;
+- after the intent, before or during the post: a `pending` row; the poster's `find_posted` is asked
+  first (Slack message metadata / Discord nonce), and the stored digest is posted only if not found;
+- after the post, before the ref: same `pending` row; `find_posted` finds the message and its ref
+  is recorded without posting again;
+- after the ref, before sent_papers: a `posted` row; the papers are recorded from the stored digest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import types
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .models import Digest
+from .store import utcnow_iso
+
+if TYPE_CHECKING:
+    from .service import Core
+
+log = logging.getLogger(__name__)
+
+DeliveryStatus = Literal["pending", "posted", "done", "failed", "skipped"]
+OPEN = ("pending", "posted")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the ledger."""
+
+    digest_id: str
+    channel: str
+    week: str
+    status: DeliveryStatus
+    message_ref: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    retry_at: str | None = None
+    created_at: str | None = None
+    posted_at: str | None = None
+
+
+def digest_to_json(digest: Digest) -> str:
+    """Return the digest as JSON, so a retry after a crash posts exactly the same message."""
+    return json.dumps(dataclasses.asdict(digest), ensure_ascii=False, separators=(",", ":"))
+
+
+def digest_from_json(text: str) -> Digest:
+    """Return the Digest stored by `digest_to_json`."""
+    return _decode(Digest, json.loads(text))
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return _decode(inner[0], value)
+    if origin is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(args, value))
+    if dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(tp: type) -> dict[str, Any]:
+    if tp not in _HINTS:
+        _HINTS[tp] = get_type_hints(tp)
+    return _HINTS[tp]
+
+
+def _row(row: dict[str, Any]) -> Delivery:
+    return Delivery(**{f.name: row[f.name] for f in dataclasses.fields(Delivery)})
+
+
+def get_delivery(core: "Core", digest_id: str) -> Delivery | None:
+    """Return the ledger row of `digest_id`, or None."""
+    rows = list(core.db.query("SELECT * FROM deliveries WHERE digest_id = ?", [digest_id]))
+    return _row(rows[0]) if rows else None
+
+
+def stored_digest(core: "Core", digest_id: str) -> Digest | None:
+    """Return the digest recorded with the intent, or None."""
+    rows = list(core.db.query("SELECT payload_json FROM deliveries WHERE digest_id = ?", [digest_id]))
+    return digest_from_json(rows[0]["payload_json"]) if rows and rows[0]["payload_json"] else None
+
+
+def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
+    """Record the intent to post `digest` (before any post) and return its row.
+
+    An existing row is returned unchanged, except a `failed` one, which is reopened with this digest
+    (the channel was fixed since).
+    """
+    with core.db.conn:
+        core.db.execute(
+            "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at)"
+            " VALUES (?, ?, ?, 'pending', ?, ?)",
+            [digest.id, digest.channel, digest.week, digest_to_json(digest), utcnow_iso(now)],
+        )
+        core.db.execute(
+            "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL"
+            " WHERE digest_id = ? AND status = 'failed'",
+            [digest_to_json(digest), digest.id],
+        )
+    delivery = get_delivery(core, digest.id)
+    assert delivery is not None
+    return delivery
+
+
+def record_attempt(core: "Core", digest_id: str) -> None:
+    """Count one post attempt."""
+    with core.db.conn:
+        core.db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
+
+
+def record_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
+    """Record the platform's message ref: the digest is on the platform."""
+    with core.db.conn:
+        core.db.execute(
+            "UPDATE deliveries SET status = 'posted', message_ref = ?, posted_at = ?, error = NULL, retry_at = NULL"
+            " WHERE digest_id = ? AND status = 'pending'",
+            [message_ref, utcnow_iso(now), digest_id],
+        )
+
+
+def record_sent(core: "Core", digest_id: str, now: datetime) -> None:
+    """Record the posted digest's papers in sent_papers and its classic in classics_shown; mark it done."""
+    digest = stored_digest(core, digest_id)
+    if digest is None:
+        return
+    at = utcnow_iso(now)
+    papers = [(i.paper.arxiv_id, i.paper.version) for i in digest.items]
+    papers += [(u.paper.arxiv_id, u.version) for u in digest.updated]
+    with core.db.conn:
+        core.db.conn.executemany(
+            "INSERT INTO sent_papers (channel, arxiv_id, version, digest_id, sent_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel, arxiv_id) DO UPDATE SET version = excluded.version,"
+            " digest_id = excluded.digest_id, sent_at = excluded.sent_at",
+            [(digest.channel, arxiv_id, version, digest_id, at) for arxiv_id, version in papers if arxiv_id],
+        )
+        if digest.classic is not None and digest.classic.paper.id is not None:
+            core.db.execute(
+                "INSERT OR IGNORE INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)",
+                [digest.channel, digest.classic.paper.id, digest_id, at],
+            )
+        core.db.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ?", [digest_id])
+
+
+def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -> None:
+    """Keep the intent open and note when to try again (rate limit, network error)."""
+    with core.db.conn:
+        core.db.execute(
+            "UPDATE deliveries SET error = ?, retry_at = ? WHERE digest_id = ? AND status = 'pending'",
+            [error, utcnow_iso(retry_at), digest_id],
+        )
+
+
+def record_failed(core: "Core", digest_id: str, error: str) -> None:
+    """Close the intent after a permanent platform error (nothing was posted)."""
+    with core.db.conn:
+        core.db.execute(
+            "UPDATE deliveries SET status = 'failed', error = ?, retry_at = NULL WHERE digest_id = ? AND status = 'pending'",
+            [error, digest_id],
+        )
+
+
+def record_skipped(core: "Core", digest_id: str, reason: str) -> None:
+    """Close an open intent that will not be delivered (too late)."""
+    with core.db.conn:
+        core.db.execute(
+            "UPDATE deliveries SET status = 'skipped', error = ? WHERE digest_id = ? AND status = 'pending'",
+            [reason, digest_id],
+        )
+
+
+def open_deliveries(core: "Core", now: datetime | None = None) -> list[Delivery]:
+    """Return intents not yet done (pending or posted); with `now`, only those whose retry time has come."""
+    rows = core.db.query("SELECT * FROM deliveries WHERE status IN ('pending', 'posted') ORDER BY created_at, id")
+    due = [_row(r) for r in rows]
+    if now is not None:
+        due = [d for d in due if not d.retry_at or datetime.fromisoformat(d.retry_at) <= now]
+    return due
+
+
+def last_delivery(core: "Core", channel_key: str, status: tuple[str, ...] | None = None) -> Delivery | None:
+    """Return the channel's latest ledger row (optionally only with one of `status`)."""
+    sql = "SELECT * FROM deliveries WHERE channel = ?"
+    params: list[Any] = [channel_key]
+    if status:
+        sql += f" AND status IN ({', '.join('?' for _ in status)})"
+        params += list(status)
+    rows = list(core.db.query(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params))
+    return _row(rows[0]) if rows else None
+
+
+def is_stale(delivery: Delivery, now: datetime, max_late: timedelta = timedelta(days=7)) -> bool:
+    """Return True when an open intent is more than `max_late` old and should be skipped, not posted."""
+    return delivery.created_at is not None and now - datetime.fromisoformat(delivery.created_at) > max_late
+
+
+def _fetch_summary(core: "Core") -> dict[str, Any] | None:
+    from .fetch import last_runs
+
+    runs = last_runs(core, 1)
+    if not runs:
+        return None
+    run = runs[0]
+    return {
+        "outcome": run.outcome, "started": run.started, "finished": run.finished, "window_start": run.window_start,
+        "window_end": run.window_end, "papers": run.papers, "reason": run.reason,
+    }
+
+
+def channel_status(core: "Core", key: str, now: datetime) -> dict[str, Any]:
+    """Return what `/digest status` shows for a channel: next run, last digest, broken reason, last fetch."""
+    from .channels import get_channel
+    from .schedule import next_digest_run
+
+    channel = get_channel(core, key)
+    last = last_delivery(core, key)
+    delivered = last_delivery(core, key, ("posted", "done"))
+    next_run = None
+    if channel is not None and not channel.paused and not channel.broken_reason:
+        next_run = next_digest_run(channel, now).isoformat()
+    return {
+        "channel": key,
+        "subscribed": channel is not None,
+        "themes": list(channel.themes) if channel else [],
+        "paused": channel.paused if channel else None,
+        "schedule": dataclasses.asdict(channel.schedule) if channel else None,
+        "next_run": next_run,
+        "last_digest": (
+            {"week": delivered.week, "posted_at": delivered.posted_at, "message_ref": delivered.message_ref}
+            if delivered else None
+        ),
+        "last_attempt": dataclasses.asdict(last) if last and last != delivered else None,
+        "broken_reason": channel.broken_reason if channel else None,
+        "broken_at": channel.broken_at if channel else None,
+        "last_fetch": _fetch_summary(core),
+    }
