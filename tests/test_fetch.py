@@ -27,3 +27,208 @@ def test_last_runs_newest_first_and_runs_between_half_open(fresh_core):
     assert [r.started[:10] for r in last_runs(fresh_core, 2)] == ["2026-11-25", "2026-11-23"]
     between = runs_between(fresh_core, "2026-11-20T12:00:00+00:00", "2026-11-25T12:00:00+00:00")
     assert [r.started[:10] for r in between] == ["2026-11-20", "2026-11-23"]
+
+
+# -- fetch_window end to end against the loopback arXiv ------------------------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from bot.cli import cli  # noqa: E402
+from digests.arxiv_api import ArxivClient  # noqa: E402
+from digests.catalog import get_by_arxiv_id, seed_papers  # noqa: E402
+from digests.fetch import enrich_query, enrich_seeds, fetch_window, is_confident_match  # noqa: E402
+from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entries  # noqa: E402
+
+
+@pytest.fixture
+def arxiv():
+    fake = FakeArxiv()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def client_for(arxiv):
+    made = []
+
+    def make(core, **kw):
+        fake_time = FakeTime()
+        settings = core.settings.__class__(**{**core.settings.__dict__, "arxiv_api_url": arxiv.url})
+        options = {"sleep": fake_time.sleep, "monotonic": fake_time.monotonic, "retries": 2}
+        options.update(kw)
+        client = ArxivClient.from_settings(settings, db=core.db, now=core.clock, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def test_fetch_window_ok_stores_and_records(fresh_core, fixed_now, arxiv, client_for):
+    arxiv.replies.append(ok(build_feed(real_entries()[:40], 40)))
+    report = fetch_window(fresh_core, fixed_now, days=7, client=client_for(fresh_core))
+    run = report.run
+    assert run.outcome == "ok" and run.reason is None and run.papers == 40
+    assert (run.requests, run.pages, run.retries) == (1, 1, 0)
+    assert run.window_start == "2026-11-19T00:00:00+00:00" and run.window_end == "2026-11-26T00:00:00+00:00"
+    query = arxiv.requests[0]["params"]["search_query"][0]
+    assert query == run.queries[0] and "cat:cs.CL" in query and "submittedDate:[202611190000 TO 202611260000]" in query
+    assert sum(run.scanned.values()) >= 40
+    assert len(report.papers) == 40 and all(p.id for p in report.papers)
+    assert get_by_arxiv_id(fresh_core, report.papers[0].arxiv_id) is not None
+    assert set(report.scores) <= {p.id for p in report.papers}
+
+
+def test_fetch_window_failed_is_recorded_not_raised(fresh_core, fixed_now, arxiv, client_for):
+    arxiv.replies.append((400, real("arxiv_api_2026_error_start_must_be_an_integer_http400.xml"), {}))
+    report = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    assert report.run.outcome == "failed" and "start must be an integer" in report.run.reason
+    assert "submittedDate" in report.run.reason
+    assert last_runs(fresh_core, 1)[0] == report.run and report.papers == []
+
+
+def test_fetch_window_empty_later_page_fails_but_keeps_what_came(fresh_core, fixed_now, arxiv, client_for):
+    arxiv.replies.append(ok(build_feed(real_entries()[:10], 30)))
+    arxiv.handler = lambda q: ok(build_feed([], 30, 10))
+    report = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core, page_size=10))
+    assert report.run.outcome == "failed" and "empty page" in report.run.reason
+    assert report.run.papers == 10 and len(report.papers) == 10 and report.run.retries == 2
+
+
+def test_fetch_window_genuinely_empty(fresh_core, fixed_now, arxiv, client_for):
+    arxiv.replies.append(ok(real("arxiv_api_2026_search_zero_results.xml")))
+    report = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    assert report.run.outcome == "empty" and report.run.papers == 0 and "no papers" in report.run.reason
+
+
+def test_second_fetch_same_day_is_served_from_cache(fresh_core, fixed_now, arxiv, client_for):
+    arxiv.handler = lambda q: ok(build_feed(real_entries()[:5], 5))
+    fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    again = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    assert len(arxiv.requests) == 1 and again.run.requests == 0 and again.run.outcome == "ok"
+    assert len(again.papers) == 5
+
+
+def test_newer_version_updates_paper_and_revision_history(fresh_core, fixed_now, arxiv, client_for):
+    entry = real_entries()[0]
+    arxiv_id = re.search(rb"abs/(\S+?)v(\d+)</id>", entry).group(1).decode()
+    v1 = re.sub(rb"v\d+</id>", b"v1</id>", entry)
+    v2 = re.sub(rb"v\d+</id>", b"v2</id>", entry)
+    arxiv.replies.extend([ok(build_feed([v1], 1)), ok(build_feed([v2], 1))])
+    fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    fetch_window(fresh_core, fixed_now, days=6, client=client_for(fresh_core))
+    assert get_by_arxiv_id(fresh_core, arxiv_id).version == 2
+    rows = list(fresh_core.db.query("SELECT version FROM paper_revisions WHERE arxiv_id = ?", [arxiv_id]))
+    assert [r["version"] for r in rows] == [1, 2]
+
+
+# -- enrichment ---------------------------------------------------------------------------------
+
+
+def _with(entry: bytes, title: str | None = None, abstract: str | None = None) -> bytes:
+    """A real entry whose title or summary is replaced (to stand in for the seed's arXiv record)."""
+    from xml.sax.saxutils import escape
+
+    if title is not None:
+        entry = re.sub(rb"<title>.*?</title>", f"<title>{escape(title)}</title>".encode(), entry, flags=re.S)
+    if abstract is not None:
+        entry = re.sub(rb"<summary>.*?</summary>", f"<summary>{escape(abstract)}</summary>".encode(), entry, flags=re.S)
+    return entry
+
+
+def test_enrich_query_title_and_abstract_opening():
+    from digests.models import Paper
+
+    assert enrich_query(Paper(title="Inverse Scaling: When Bigger Isn't Better")) == 'ti:"inverse scaling when bigger isn t better"'
+    q = enrich_query(Paper(title=None, abstract="Neural networks often pack many unrelated concepts into a single neuron - a puzzling phenomenon known as polysemanticity"))
+    assert q.startswith("abs:") and "abs:polysemanticity" in q
+
+
+def test_confident_match_rules():
+    from digests.models import Paper
+
+    seed = Paper(title="Training Verifiers to Solve Math Word Problems", abstract="State-of-the-art language models can match")
+    assert is_confident_match(seed, Paper(title="Training verifiers to solve math word problems"))
+    assert not is_confident_match(seed, Paper(title="Training Verifiers for Code"))
+    untitled = Paper(title=None, abstract="Neural networks often pack many unrelated concepts into a single neuron")
+    assert is_confident_match(untitled, Paper(title="Toy Models", abstract="Neural networks often pack many unrelated concepts into a single neuron, which"))
+    assert not is_confident_match(untitled, Paper(title="Other", abstract="Graph neural networks for traffic"))
+
+
+def test_enrich_seeds_adopts_confident_matches_only(fresh_core, arxiv, client_for):
+    seeds = [p for p in seed_papers(fresh_core) if not p.arxiv_id]
+    titled = next(p for p in seeds if p.title)
+    decoy = next(p for p in seeds if p.title and p is not titled)
+    untitled = next(p for p in seeds if not p.title)
+    entries = real_entries()
+
+    def handler(q):
+        query = q["search_query"][0]
+        if query == enrich_query(titled):
+            return ok(build_feed([_with(entries[0], title=titled.title)], 1))
+        if query == enrich_query(decoy):
+            return ok(build_feed([entries[1]], 1))
+        if query == enrich_query(untitled):
+            return ok(build_feed([_with(entries[2], abstract=untitled.abstract.rstrip("…") + " and more.")], 1))
+        return ok(real("arxiv_api_2026_search_zero_results.xml"))
+
+    arxiv.handler = handler
+    report = enrich_seeds(fresh_core, client_for(fresh_core))
+    adopted = {p.id for p, _ in report.adopted}
+    assert adopted == {titled.id, untitled.id}
+    assert decoy.id in {p.id for p in report.unmatched} and report.failed == []
+    assert len(arxiv.requests) == len(seeds)
+    assert all(r["params"]["sortBy"] == ["relevance"] for r in arxiv.requests)
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(arxiv, monkeypatch, tmp_path):
+    cfg = tmp_path / "digestbot.toml"
+    cfg.write_text("[arxiv]\ndelay_seconds = 0\nretries = 1\ncontact = \"ops@example.org\"\n")
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", arxiv.url)
+    monkeypatch.setenv("DIGESTBOT_CONFIG", str(cfg))
+    return arxiv
+
+
+def test_cli_fetch_json_prints_every_paper(cli_env):
+    cli_env.handler = lambda q: ok(build_feed(real_entries()[:30], 30))
+    result = CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data) == 30
+    keys = {"arxiv_id", "version", "title", "authors", "categories", "primary_category", "published", "updated",
+            "scores", "matched", "why"}
+    assert all(keys <= set(obj) for obj in data)
+    assert "ops@example.org" in cli_env.requests[0]["headers"]["User-Agent"]
+
+
+def test_cli_fetch_failed_exits_nonzero_with_one_line(cli_env):
+    cli_env.handler = lambda q: ok(build_feed([], 50))
+    result = CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == []
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: arXiv fetch failed")
+    status = CliRunner().invoke(cli, ["fetch", "--status", "--json"], catch_exceptions=False)
+    runs = json.loads(status.stdout)
+    assert runs[0]["outcome"] == "failed" and runs[0]["retries"] == 1
+
+
+def test_cli_fetch_text_and_status(cli_env):
+    cli_env.replies.append(ok(real("arxiv_api_2026_search_zero_results.xml")))
+    result = CliRunner().invoke(cli, ["fetch", "--days", "3"], catch_exceptions=False)
+    assert result.exit_code == 0 and "empty" in result.output and "0 papers stored" in result.output
+    status = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False)
+    assert "empty" in status.output and "no papers" in status.output
+
+
+def test_cli_status_with_no_runs():
+    result = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False)
+    assert "No fetch has run yet" in result.output
