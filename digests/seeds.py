@@ -41,7 +41,7 @@ ABSTRACT_PREFERENCE = (PAPER_INDEX, RESEARCH_PAGE, ARXIV_LISTING, BLOG_INDEX)
 """Abstract sources by rank: a blog teaser is only used when no source gives an abstract."""
 
 MIN_PREFIX_WORDS = 12
-"""Two texts sharing their first 12+ words (one a prefix of the other) are copies of one abstract."""
+"""A text of 12+ words that starts another text is a shortened copy of it."""
 
 RARE_MAX_CLUSTERS = 3
 """A term is rare when at most 3 clusters use it: the post, its paper and one more."""
@@ -50,7 +50,8 @@ BLOG_MATCH_MIN_RATIO = 2.0
 """A blog post joins a paper only if their shared rare terms weigh >= 15 IDF units (about five terms found
 nowhere else) and at least twice what the runner-up shares."""
 
-KEY_WORDS = 12
+KEY_WORDS = 20
+"""Texts that open with the same 20 words are copies of one abstract; seed_key hashes these words."""
 
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|\u2026)\s*$")
 _READ_ON_ARXIV = re.compile(r"^read (?:it )?on arxiv\.?$", re.IGNORECASE)
@@ -333,24 +334,28 @@ def merge_entries(entries: Iterable[SeedEntry]) -> list[Paper]:
 
     Three rules, each explainable on its own (seeds/README.md):
     1. equal normalised titles;
-    2. one text is a word-prefix of another (>= 12 words; a "..." snippet may end in a cut word);
+    2. copies of one text: the shorter is a word-prefix of the longer (>= 12 words; a "..." snippet may end
+       in a cut word), or both open with the same 20 words, or they are identical;
     3. a blog post joins the paper whose title+abstract shares the most IDF-weighted rare terms with the post's
        title+teaser, when that weight clears a conservative threshold and twice the runner-up, and the
-       cluster holds no other entry from the post's file.
+       paper's cluster holds nothing from the post's file.
     """
     items = sorted(set(entries), key=lambda e: (e.file, e.line))
     groups = _UnionFind(len(items))
     titles: dict[str, int] = {}
     for i, entry in enumerate(items):
-        if entry.title:
-            key = " ".join(_words(entry.title))
-            if key in titles:
-                groups.union(titles[key], i)
-            titles.setdefault(key, i)
-    for i, a in enumerate(items):
-        for j in range(i + 1, len(items)):
-            if _prefix_related(a, items[j]):
-                groups.union(i, j)
+        key = " ".join(_words(entry.title))
+        if key:
+            groups.union(titles.setdefault(key, i), i)
+    words = [_complete_words(e) for e in items]
+    buckets: dict[tuple[str, ...], list[int]] = {}
+    for i, ws in enumerate(words):
+        buckets.setdefault(tuple(ws[: MIN_PREFIX_WORDS - 1]), []).append(i)
+    for bucket in buckets.values():
+        for n, i in enumerate(bucket):
+            for j in bucket[n + 1 :]:
+                if _same_text(items[i], words[i], items[j], words[j]):
+                    groups.union(i, j)
     _merge_blog_posts(items, groups)
     clusters: dict[int, list[SeedEntry]] = {}
     for i, entry in enumerate(items):
@@ -361,14 +366,18 @@ def merge_entries(entries: Iterable[SeedEntry]) -> list[Paper]:
 def seed_key(paper: Paper) -> str:
     """Return a key that identifies a merged seed paper across reloads and small seed-file edits.
 
-    It hashes the first 12 normalised words of the abstract (every copy of one abstract starts the same, so
-    adding or dropping a source keeps the key), falling back to the normalised title for very short texts.
-    Case, punctuation, quotes and whitespace edits do not change it.
+    It hashes the first 20 normalised words of the abstract. Every copy of one abstract starts the same way,
+    so adding or dropping a source keeps the key; case, punctuation, quote and whitespace edits don't change
+    it. Shorter abstracts are hashed whole, with the title. Within one `parse_seeds` result the keys are
+    unique, because entries that share these words are merged (rules 1 and 2 of `merge_entries`).
     """
     words = _words(paper.abstract)
-    if paper.abstract.rstrip().endswith("\u2026") and words:
-        words = words[:-1]
-    basis = "a:" + " ".join(words[:KEY_WORDS]) if len(words) >= 6 else "t:" + " ".join(_words(paper.title or ""))
+    if paper.abstract.endswith("\u2026") and not paper.abstract.endswith(" \u2026"):
+        words = words[:-1]  # the cut last word
+    if len(words) >= KEY_WORDS:
+        basis = "a:" + " ".join(words[:KEY_WORDS])
+    else:
+        basis = "t:" + " ".join(_words(paper.title)) + "|a:" + " ".join(words)
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:20]
 
 
@@ -414,17 +423,26 @@ def _words(text: str | None) -> list[str]:
     return re.findall(r"[^\W_]+", text)
 
 
-def _prefix_related(a: SeedEntry, b: SeedEntry) -> bool:
-    """True when the shorter text is the start of the longer one (>= MIN_PREFIX_WORDS words)."""
-    if a.kind == BLOG_INDEX or b.kind == BLOG_INDEX:
-        return False
-    short, long_ = sorted((a, b), key=lambda e: len(_words(e.clean_text)))
-    ws, wl = _words(short.clean_text), _words(long_.clean_text)
-    if len(ws) < MIN_PREFIX_WORDS or len(ws) > len(wl):
-        return False
-    if ws == wl[: len(ws)]:
+def _complete_words(entry: SeedEntry) -> list[str]:
+    """The text's normalised words, without a last word that a truncation may have cut."""
+    words = _words(entry.clean_text)
+    cut = entry.truncated and not entry.clean_text.endswith(_SENTENCE_END)
+    return words[:-1] if cut else words
+
+
+def _same_text(a: SeedEntry, wa: list[str], b: SeedEntry, wb: list[str]) -> bool:
+    """True when two texts are copies of one abstract (rule 2 of `merge_entries`)."""
+    if wa and wa == wb:
         return True
-    return short.truncated and ws[:-1] == wl[: len(ws) - 1] and wl[len(ws) - 1].startswith(ws[-1])
+    if len(wa) >= KEY_WORDS and len(wb) >= KEY_WORDS and wa[:KEY_WORDS] == wb[:KEY_WORDS]:
+        return True
+    (short, ws), (_, wl) = sorted(((a, wa), (b, wb)), key=lambda pair: len(pair[1]))
+    if len(ws) < MIN_PREFIX_WORDS - 1 or ws != wl[: len(ws)]:
+        return False
+    if not (short.truncated and len(_words(short.clean_text)) > len(ws)):
+        return len(ws) >= MIN_PREFIX_WORDS
+    cut = _words(short.clean_text)[-1]
+    return len(wl) > len(ws) and wl[len(ws)].startswith(cut)
 
 
 # Blog posts announce papers in their own words, so they are matched on shared rare terms, not on text.
@@ -463,44 +481,31 @@ def _terms(text: str) -> set[str]:
 
 
 def _merge_blog_posts(items: list[SeedEntry], groups: _UnionFind) -> None:
-    roots = sorted({groups.find(i) for i in range(len(items))})
-    docs = {r: set().union(*(_entry_terms(items[i]) for i in groups.members(r))) for r in roots}
+    clusters = groups.clusters()
+    docs = {r: set().union(*(_entry_terms(items[i]) for i in members)) for r, members in clusters.items()}
+    files = {r: {items[i].file for i in members} for r, members in clusters.items()}
+    papers = [r for r, members in clusters.items() if any(items[i].kind != BLOG_INDEX for i in members)]
     df = Counter(term for terms in docs.values() for term in terms)
     idf = {term: math.log(len(docs) / n) for term, n in df.items() if n <= RARE_MAX_CLUSTERS}
     proposals: list[tuple[float, int, int]] = []
-    for i, post in enumerate(items):
-        if post.kind != BLOG_INDEX or len(groups.members(groups.find(i))) > 1:
-            continue
+    for post in clusters.keys() - set(papers):
         scored = sorted(
-            ((_shared_weight(docs[groups.find(i)], docs[r], idf), r) for r in roots if _joinable(items, groups, i, r)),
+            ((sum(idf.get(t, 0.0) for t in docs[post] & docs[r]), r) for r in papers if not files[post] & files[r]),
             reverse=True,
         )
         if not scored:
             continue
         best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
         if best >= BLOG_MATCH_MIN_SCORE and best >= BLOG_MATCH_MIN_RATIO * runner_up:
-            proposals.append((best, i, scored[0][1]))
-    for _, i, root in sorted(proposals, reverse=True):
-        if _joinable(items, groups, i, root):
-            groups.union(i, root)
-
-
-def _shared_weight(a: set[str], b: set[str], idf: dict[str, float]) -> float:
-    return sum(idf.get(term, 0.0) for term in a & b)
+            proposals.append((best, post, scored[0][1]))
+    for _, post, paper in sorted(proposals, reverse=True):
+        if not files[post] & files[paper]:
+            files[paper] |= files.pop(post)
+            groups.union(post, paper)
 
 
 def _entry_terms(entry: SeedEntry) -> set[str]:
     return _terms(f"{entry.title or ''}\n{entry.clean_text}")
-
-
-def _joinable(items: list[SeedEntry], groups: _UnionFind, post: int, root: int) -> bool:
-    """A blog post may join a cluster of paper listings that holds nothing from the post's own file."""
-    members = [items[j] for j in groups.members(groups.find(root))]
-    return (
-        groups.find(post) != groups.find(root)
-        and any(m.kind != BLOG_INDEX for m in members)
-        and all(m.file != items[post].file for m in members)
-    )
 
 
 class _UnionFind:
@@ -518,5 +523,9 @@ class _UnionFind:
         if ri != rj:
             self.parent[max(ri, rj)] = min(ri, rj)
 
-    def members(self, root: int) -> list[int]:
-        return [i for i in range(len(self.parent)) if self.find(i) == root]
+    def clusters(self) -> dict[int, list[int]]:
+        """Return root -> member indexes, in index order."""
+        out: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            out.setdefault(self.find(i), []).append(i)
+        return out

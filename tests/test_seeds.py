@@ -281,6 +281,28 @@ def test_prefix_rule_allows_a_cut_last_word_but_needs_twelve_words():
     assert len(merge_entries([SeedEntry("a.txt", 1, RESEARCH_PAGE, "T", full), short])) == 2
 
 
+def test_a_second_blog_index_announcing_the_same_paper_joins_it_too(tmp_path: Path, papers):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    blog = (SEEDS / BLOG).read_text(encoding="utf-8")
+    (seeds / "006_mirror.txt").write_text("Blog\n\n" + blog.split("\n\n", 1)[1], encoding="utf-8")
+    merged = parse_seeds(seeds)
+    assert len(merged) == len(papers)
+    critiques = _paper_at(merged, "004:20")
+    assert critiques.title == "Self-critiquing models for assisting human evaluators"
+    assert [(s.file, s.line) for s in critiques.sources] == [(INDEX, 7), (BLOG, 20), ("006_mirror.txt", 19)]
+
+
+def test_a_revised_abstract_with_the_same_opening_is_the_same_work():
+    opening = " ".join(f"w{n}" for n in range(20))
+    v1 = SeedEntry("a.txt", 1, RESEARCH_PAGE, "Old title", opening + " and then the first version ends.")
+    v2 = SeedEntry("b.txt", 4, PAPER_INDEX, "New title", opening + " but the second version says more.")
+    (paper,) = merge_entries([v1, v2])
+    assert paper.title == "New title" and len(paper.sources) == 2
+    other = SeedEntry("b.txt", 9, PAPER_INDEX, "Other", " ".join(f"w{n}" for n in range(19)) + " x y z")
+    assert len({seed_key(p) for p in merge_entries([v1, v2, other])}) == 2
+
+
 # --- keys ------------------------------------------------------------------------------------------------
 
 
