@@ -387,3 +387,17 @@ def test_missing_file_raises_seed_format_error(tmp_path: Path):
 def test_detect_format_on_minimal_documents():
     assert detect_format(["Title", "An abstract of a paper in several words here.", "Read on Arxiv"]) == RESEARCH_PAGE
     assert detect_format(["Nothing here"]) is None
+
+
+# --- into the catalog (T13) ------------------------------------------------------------------------------
+
+
+def test_seeds_load_into_a_fresh_catalog_once(fresh_core, papers):
+    from digests import catalog
+
+    stored = catalog.seed_papers(fresh_core)
+    assert len(stored) == len(papers)
+    assert {(s.file, s.line) for p in stored for s in p.sources} == {
+        (s.file, s.line) for p in papers for s in p.sources
+    }
+    assert catalog.sync_seeds(fresh_core) is False  # nothing changed: nothing reloaded
