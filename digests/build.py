@@ -82,7 +82,7 @@ class _Builder:
             generated_at=utcnow_iso(self.now),
             updated=updated,
             classic=self._classic(channel, [item.paper for item in ranked]),
-            empty_note=None if items else f"No new papers in {select.join_words(labels, 'or')} this week.",
+            empty_note=select.empty_note(coverage, items, labels),
             status=select.digest_status(coverage, items),
         )
 

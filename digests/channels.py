@@ -336,6 +336,32 @@ def _row_to_channel(row: Mapping[str, Any]) -> Channel:
     )
 
 
+def channel_to_dict(channel: Channel) -> dict[str, Any]:
+    """Return the JSON object `digestbot channels --json` prints for one channel."""
+    return {
+        "key": channel.key,
+        "platform": channel.platform,
+        "themes": list(channel.themes),
+        "day": weekday_name(channel.schedule.weekday),
+        "time": channel.schedule.time,
+        "tz": channel.schedule.tz,
+        "size_new": channel.size_new,
+        "size_classic": channel.size_classic,
+        "paused": channel.paused,
+        "broken_reason": channel.broken_reason,
+        "broken_at": channel.broken_at,
+        "created_at": channel.created_at,
+        "source": channel.source,
+    }
+
+
+def describe_schedule(channel: Channel) -> str:
+    """Return e.g. `Mondays at 09:00 (Europe/Berlin), 5 new papers + 1 classic`."""
+    day = _DAY_NAMES[channel.schedule.weekday].capitalize()
+    size = f"{channel.size_new} new papers" + (" + 1 classic" if channel.size_classic else "")
+    return f"{day}s at {channel.schedule.time} ({channel.schedule.tz}), {size}"
+
+
 def subscribed_since(channel: Channel) -> datetime | None:
     """Return when the channel's current subscription started, tz-aware, or None if unknown."""
     return datetime.fromisoformat(channel.created_at) if channel.created_at else None

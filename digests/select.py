@@ -233,6 +233,13 @@ def digest_status(coverage: Coverage, items: Sequence[DigestItem]) -> DigestStat
     return "ok" if items else "quiet"
 
 
+def empty_note(coverage: Coverage, items: Sequence[DigestItem], labels: Sequence[str]) -> str | None:
+    """Return the "no new papers" sentence, or None when there are items or the coverage line says it already."""
+    if items or coverage.status in ("empty", "failed", "none"):
+        return None
+    return f"No new papers in {join_words(labels, 'or')} in the days covered."
+
+
 def _counted_runs(good: Sequence[FetchRun]) -> list[FetchRun]:
     """Return runs with non-overlapping windows, newest first, so re-scanned days are counted once."""
     kept: list[FetchRun] = []

@@ -210,3 +210,10 @@ def test_coverage_no_fetch_at_all():
 ])
 def test_span_formats(start, end, text):
     assert select._span(start, end) == text
+
+
+def test_empty_note_only_where_the_coverage_line_does_not_say_it():
+    stale = select.summarize_coverage([run("2026-11-17T01:00:00+00:00")], window("2026-11-16"), NOW, ["RLHF"], 0)
+    assert select.empty_note(stale, [], ["RLHF"]) == "No new papers in RLHF in the days covered."
+    empty = select.summarize_coverage([run("2026-11-25T01:00:00+00:00")], window(), NOW, ["RLHF"], 0)
+    assert select.empty_note(empty, [], ["RLHF"]) is None
