@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Iterable, Iterator
@@ -63,17 +63,6 @@ class Announcement:
     """new | cross | replace | replace-cross (see ANNOUNCE_TYPES)."""
 
 
-@dataclass
-class _Acc:
-    total: int | None = None
-    start: int | None = None
-    per_page: int | None = None
-    title: str | None = None
-    error: str | None = None
-    error_id: str | None = None
-    papers: list[Paper] = field(default_factory=list)
-
-
 def split_arxiv_id(raw: str) -> tuple[str, int | None]:
     """Return (versionless id, version) for `2401.01234v2`, `hep-th/9711200`, an abs URL or an OAI id."""
     text = _ABS_RE.sub("", raw.strip())
@@ -119,17 +108,19 @@ def _chunks(data: bytes | Iterable[bytes]) -> Iterator[bytes]:
         yield from data
 
 
-def _pull(data: bytes | Iterable[bytes], what: str) -> Iterator[tuple[str, ET.Element]]:
-    """Yield (event, element) pairs, turning any XML error or a missing end into ArxivFeedError."""
-    parser = ET.XMLPullParser(events=("start", "end"))
+def _pull(data: bytes | Iterable[bytes], what: str) -> Iterator[ET.Element]:
+    """Yield each element as it closes, turning any XML error or a missing end into ArxivFeedError."""
+    parser = ET.XMLPullParser(events=("end",))
     seen = 0
     try:
         for chunk in _chunks(data):
             seen += len(chunk)
             parser.feed(chunk)
-            yield from parser.read_events()
+            for _, elem in parser.read_events():
+                yield elem
         parser.close()
-        yield from parser.read_events()
+        for _, elem in parser.read_events():
+            yield elem
     except ET.ParseError as exc:
         raise ArxivFeedError(
             f"arXiv sent a truncated or malformed {what} ({exc}, after {seen} bytes)", bytes=seen
@@ -143,56 +134,64 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _entry_to_paper(entry: ET.Element) -> Paper:
-    arxiv_id, version = split_arxiv_id(entry.findtext(f"{ATOM}id") or "")
+_ID, _TITLE, _SUMMARY, _AUTHOR, _NAME = f"{ATOM}id", f"{ATOM}title", f"{ATOM}summary", f"{ATOM}author", f"{ATOM}name"
+_CATEGORY, _PUBLISHED, _UPDATED = f"{ATOM}category", f"{ATOM}published", f"{ATOM}updated"
+_PRIMARY, _AFFILIATION = f"{ARXIV}primary_category", f"{ARXIV}affiliation"
+_TEXT_FIELDS = {f"{ARXIV}doi": "doi", f"{ARXIV}journal_ref": "journal_ref", f"{ARXIV}comment": "comment"}
+
+
+def _entry_to_paper(entry: ET.Element, raw_id: str) -> Paper:
+    """Turn one API `<entry>` into a Paper in a single pass over its children."""
+    arxiv_id, version = split_arxiv_id(raw_id)
+    fields: dict[str, str | None] = {}
     authors: list[str] = []
     affiliations: list[str] = []
-    for author in entry.iterfind(f"{ATOM}author"):
-        name = normalize_space(author.findtext(f"{ATOM}name"))
-        if name:
-            authors.append(name)
-        for aff in author.iterfind(f"{ARXIV}affiliation"):
-            text = normalize_space(aff.text)
-            if text and text not in affiliations:
-                affiliations.append(text)
     categories: list[str] = []
-    for cat in entry.iterfind(f"{ATOM}category"):
-        term = (cat.get("term") or "").strip()
-        if term and term not in categories:
-            categories.append(term)
-    primary_el = entry.find(f"{ARXIV}primary_category")
-    primary = (primary_el.get("term") or "").strip() if primary_el is not None else ""
+    primary = ""
+    for child in entry:
+        tag = child.tag
+        if tag == _AUTHOR:
+            for part in child:
+                if part.tag == _NAME:
+                    name = normalize_space(part.text)
+                    if name:
+                        authors.append(name)
+                elif part.tag == _AFFILIATION:
+                    aff = normalize_space(part.text)
+                    if aff and aff not in affiliations:
+                        affiliations.append(aff)
+        elif tag == _CATEGORY:
+            term = (child.get("term") or "").strip()
+            if term and term not in categories:
+                categories.append(term)
+        elif tag == _PRIMARY:
+            primary = (child.get("term") or "").strip()
+        elif tag in _TEXT_FIELDS:
+            fields[_TEXT_FIELDS[tag]] = normalize_space(child.text) or None
+        elif tag in (_TITLE, _SUMMARY, _PUBLISHED, _UPDATED):
+            fields[tag] = child.text
     if primary and primary not in categories:
         categories.insert(0, primary)
     return Paper(
-        title=normalize_space(entry.findtext(f"{ATOM}title")) or None,
-        abstract=normalize_space(entry.findtext(f"{ATOM}summary")),
+        title=normalize_space(fields.get(_TITLE)) or None,
+        abstract=normalize_space(fields.get(_SUMMARY)),
         authors=tuple(authors),
         affiliations=tuple(affiliations),
         arxiv_id=arxiv_id,
         version=version,
         categories=tuple(categories),
         primary_category=primary or (categories[0] if categories else None),
-        published=to_utc_iso(entry.findtext(f"{ATOM}published")),
-        updated=to_utc_iso(entry.findtext(f"{ATOM}updated")),
-        doi=normalize_space(entry.findtext(f"{ARXIV}doi")) or None,
-        journal_ref=normalize_space(entry.findtext(f"{ARXIV}journal_ref")) or None,
-        comment=normalize_space(entry.findtext(f"{ARXIV}comment")) or None,
+        published=to_utc_iso(fields.get(_PUBLISHED)),
+        updated=to_utc_iso(fields.get(_UPDATED)),
+        doi=fields.get("doi"),
+        journal_ref=fields.get("journal_ref"),
+        comment=fields.get("comment"),
         origin="arxiv",
-        sources=(SourceRef(file="arxiv", line=0, kind="arxiv"),),
+        sources=_ARXIV_SOURCE,
     )
 
 
-def _is_error_entry(entry: ET.Element) -> bool:
-    entry_id = entry.findtext(f"{ATOM}id") or ""
-    return "/api/errors" in entry_id
-
-
-_FEED_FIELDS = {
-    f"{OPENSEARCH}totalResults": "total",
-    f"{OPENSEARCH}startIndex": "start",
-    f"{OPENSEARCH}itemsPerPage": "per_page",
-}
+_ARXIV_SOURCE = (SourceRef(file="arxiv", line=0, kind="arxiv"),)
 
 
 def parse_atom(data: bytes | Iterable[bytes]) -> FeedPage:
@@ -201,36 +200,34 @@ def parse_atom(data: bytes | Iterable[bytes]) -> FeedPage:
     Raises ArxivFeedError when the body is truncated, is not XML, or is not an Atom feed.
     An Atom error entry does not raise: it comes back in `FeedPage.error` for the caller to classify.
     """
-    acc = _Acc()
-    depth = 0
-    root_tag: str | None = None
-    for event, elem in _pull(data, "Atom feed"):
-        if event == "start":
-            if root_tag is None:
-                root_tag = elem.tag
-                if root_tag != f"{ATOM}feed":
-                    raise ArxivFeedError(f"expected an Atom <feed>, got <{_local(root_tag)}>")
-            depth += 1
+    papers: list[Paper] = []
+    error: str | None = None
+    error_id: str | None = None
+    root: ET.Element | None = None
+    entry_tag = f"{ATOM}entry"
+    for elem in _pull(data, "Atom feed"):
+        root = elem
+        if elem.tag != entry_tag:
             continue
-        depth -= 1
-        if depth != 1:
-            continue
-        if elem.tag == f"{ATOM}entry":
-            if _is_error_entry(elem):
-                acc.error = normalize_space(elem.findtext(f"{ATOM}summary")) or "unknown arXiv API error"
-                acc.error_id = (elem.findtext(f"{ATOM}id") or "").strip()
-            else:
-                acc.papers.append(_entry_to_paper(elem))
-            elem.clear()
-        elif elem.tag in _FEED_FIELDS:
-            setattr(acc, _FEED_FIELDS[elem.tag], _int(elem.text))
-        elif elem.tag == f"{ATOM}title":
-            acc.title = normalize_space(elem.text)
-    if root_tag is None:
+        raw_id = (elem.findtext(_ID) or "").strip()
+        if "/api/errors" in raw_id:
+            error = normalize_space(elem.findtext(_SUMMARY)) or "unknown arXiv API error"
+            error_id = raw_id
+        else:
+            papers.append(_entry_to_paper(elem, raw_id))
+        elem.clear()
+    if root is None:
         raise ArxivFeedError("arXiv sent an empty body instead of an Atom feed")
+    if root.tag != f"{ATOM}feed":
+        raise ArxivFeedError(f"expected an Atom <feed>, got <{_local(root.tag)}>")
     return FeedPage(
-        papers=acc.papers, total=acc.total, start=acc.start, per_page=acc.per_page,
-        title=acc.title, error=acc.error, error_id=acc.error_id,
+        papers=papers,
+        total=_int(root.findtext(f"{OPENSEARCH}totalResults")),
+        start=_int(root.findtext(f"{OPENSEARCH}startIndex")),
+        per_page=_int(root.findtext(f"{OPENSEARCH}itemsPerPage")),
+        title=normalize_space(root.findtext(_TITLE)) or None,
+        error=error,
+        error_id=error_id,
     )
 
 
@@ -308,9 +305,7 @@ def parse_rss(data: bytes | Iterable[bytes]) -> list[Announcement]:
     out: list[Announcement] = []
     channel_title = ""
     channel_description = ""
-    for event, elem in _pull(data, "RSS feed"):
-        if event != "end":
-            continue
+    for elem in _pull(data, "RSS feed"):
         if elem.tag == "item":
             out.append(_item_to_announcement(elem))
             elem.clear()
