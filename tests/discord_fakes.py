@@ -44,7 +44,8 @@ class FakeResponse:
             return web.Response(status=self.status, headers=self.headers)
         text = self.body if isinstance(self.body, str) else json.dumps(self.body)
         headers = {"Content-Type": "application/json", **self.headers}
-        return web.Response(status=self.status, text=text, headers=headers)
+        # Exactly `application/json` (no charset): discord.py decodes JSON only on that exact content type.
+        return web.Response(status=self.status, body=text.encode("utf-8"), headers=headers)
 
 
 def load_http_fixture(name: str) -> FakeResponse:
@@ -225,3 +226,38 @@ class FakeDiscordAPI:
             "components": [],
             "nonce": body.get("nonce"),
         }
+
+
+class ThreadedFakeDiscordAPI:
+    """The same fake on its own event loop in a thread, for CLI tests whose command runs `asyncio.run`."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.api = FakeDiscordAPI()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._loop: Any = None
+        self._stop: Any = None
+
+    def _serve(self) -> None:
+        import asyncio
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with self.api:
+                self._ready.set()
+                await self._stop.wait()
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    def __enter__(self) -> FakeDiscordAPI:
+        self._thread.start()
+        self._ready.wait()
+        return self.api
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
