@@ -146,6 +146,7 @@ def subscribe(
             {"key": key, "themes_json": json.dumps(names), "tz": _override(zone, DEFAULT_SCHEDULE.tz),
              "source": _source(by), "created_at": now, "modified_at": now}
         )
+        _changed(core)
     else:
         changes: dict[str, Any] = {"themes_json": json.dumps(_merge(current.themes, names)), "source": _source(by)}
         if current.paused:
@@ -244,6 +245,7 @@ def _apply_config_entry(core: "Core", values: dict[str, Any], digest: str, *, ex
         core.db["channels"].update(values["key"], columns)
     else:
         core.db["channels"].insert({"key": values["key"], "created_at": now, **columns})
+    _changed(core)
 
 
 def _config_values(core: "Core", index: int, entry: Any) -> dict[str, Any]:
@@ -313,6 +315,14 @@ def _source(by: str | None) -> str:
 def _update(core: "Core", key: str, changes: dict[str, Any]) -> None:
     changes = {**changes, "modified_at": utcnow_iso(core.clock())}
     core.db["channels"].update(key, changes)
+    _changed(core)
+
+
+def _changed(core: "Core") -> None:
+    """Let a running scheduler re-derive its digest jobs (a no-op when none runs in this process)."""
+    from .schedule import notify_channels_changed
+
+    notify_channels_changed(core)
 
 
 def _row_to_channel(row: Mapping[str, Any]) -> Channel:

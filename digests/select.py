@@ -44,10 +44,15 @@ def scheduled_for(schedule: Schedule, now: datetime) -> datetime:
     local = now.astimezone(zone)
     hours, minutes = (int(part) for part in schedule.time.split(":"))
     day = local.date() - timedelta(days=(local.weekday() - schedule.weekday) % 7)
-    slot = datetime.combine(day, time(hours, minutes), tzinfo=zone)
+    slot = _wall_time(day, time(hours, minutes), zone)
     if slot > local:
-        slot = datetime.combine(day - timedelta(days=7), time(hours, minutes), tzinfo=zone)
+        slot = _wall_time(day - timedelta(days=7), time(hours, minutes), zone)
     return slot
+
+
+def _wall_time(day: date, at: time, zone: ZoneInfo) -> datetime:
+    # Same rule as schedule.py: a wall time skipped by spring-forward moves on by the gap; a repeated one is the first.
+    return datetime.combine(day, at, tzinfo=zone).astimezone(timezone.utc).astimezone(zone)
 
 
 def iso_week(day: date) -> str:

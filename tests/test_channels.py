@@ -251,3 +251,12 @@ def test_channel_errors_round_trip_pickle():
 def test_created_at_parses(core):
     channel = channels.subscribe(core, "console:a", "rlhf")
     assert channels.subscribed_since(channel) == datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+
+
+def test_changes_refresh_a_running_scheduler(core):
+    refreshed = []
+    core.cache["schedule_refresh"] = lambda: refreshed.append(1)  # what schedule.register_jobs stores
+    channels.subscribe(core, "console:a", "rlhf")
+    channels.set_schedule(core, "console:a", "tue")
+    channels.unsubscribe(core, "console:a")
+    assert len(refreshed) == 3

@@ -217,3 +217,16 @@ def test_empty_note_only_where_the_coverage_line_does_not_say_it():
     assert select.empty_note(stale, [], ["RLHF"]) == "No new papers in RLHF in the days covered."
     empty = select.summarize_coverage([run("2026-11-25T01:00:00+00:00")], window(), NOW, ["RLHF"], 0)
     assert select.empty_note(empty, [], ["RLHF"]) is None
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Europe/Berlin", "Pacific/Auckland"])
+@pytest.mark.parametrize("now", [datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc),   # US spring-forward day
+                                 datetime(2026, 3, 29, 0, 59, tzinfo=timezone.utc),  # EU spring-forward day
+                                 datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc),  # US fall-back day
+                                 NOW])
+@pytest.mark.parametrize("weekday", [0, 6])
+def test_scheduled_for_agrees_with_the_scheduler(tz, now, weekday):
+    from digests.schedule import previous_digest_run
+
+    schedule = Schedule(weekday, "02:30", tz)
+    assert select.scheduled_for(schedule, now) == previous_digest_run(schedule, now)
