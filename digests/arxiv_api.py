@@ -128,6 +128,7 @@ class ArxivClient:
     :param sleep: how to wait (injected so tests never really wait); `monotonic` is the matching clock.
     :param now: wall clock, used for the announcement day of the cache and HTTP-date Retry-After values.
     :param cache: an HttpCache, or None for no caching.
+    :param max_total: never page past this many results (arXiv's own limit is 30,000).
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class ArxivClient:
         timeout: float = 30.0,
         retries: int = 4,
         rss_url: str | None = None,
+        max_total: int = MAX_RESULTS_PER_QUERY,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -151,6 +153,7 @@ class ArxivClient:
         self.delay_seconds = delay_seconds
         self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         self.retries = max(0, retries)
+        self.max_total = min(max_total, MAX_RESULTS_PER_QUERY)
         self.sleep = sleep
         self.monotonic = monotonic
         self.now = now
@@ -284,7 +287,7 @@ class ArxivClient:
                     raise retry.error from None
                 self.stats.retries += 1
                 wait = max(retry.wait or 0.0, self._backoff(attempt))
-                log.warning("arXiv attempt %d failed (%s); retrying in %.0f s", attempt, retry.error, wait)
+                log.info("arXiv attempt %d failed (%s); retrying in %.0f s", attempt, retry.error, wait)
                 continue
             self.stats.pages += 1
             if self.cache is not None:
@@ -321,7 +324,7 @@ class ArxivClient:
         seen = {p.arxiv_id for p in result.papers}
         start = 0
         while True:
-            size = min(self.page_size, MAX_RESULTS_PER_QUERY - start)
+            size = min(self.page_size, self.max_total - start)
             page = self.search_page(query, start=start, max_results=size)
             result.pages += 1
             result.total = page.total if page.total is not None else result.total
@@ -330,7 +333,7 @@ class ArxivClient:
             result.papers.extend(fresh)
             if progress:
                 progress(result.pages, len(result.papers), result.total)
-            result.stopped = _stop_reason(page, fresh, start, len(seen), window_start)
+            result.stopped = _stop_reason(page, fresh, start, len(seen), window_start, self.max_total)
             if result.stopped:
                 return result
             start += len(page.papers)
@@ -379,14 +382,16 @@ def _parse(body: bytes, url: str, attempt: int) -> FeedPage:
         raise _Retry(ArxivFeedError(f"{exc} from {url}", url=url, attempt=attempt)) from None
 
 
-def _stop_reason(page: FeedPage, fresh: list[Paper], start: int, seen: int, window_start: str | None) -> str:
+def _stop_reason(
+    page: FeedPage, fresh: list[Paper], start: int, seen: int, window_start: str | None, cap: int
+) -> str:
     if not page.papers:
         return "empty"
     if not fresh:
         return "no-new-ids"
     if page.total is not None and (seen >= page.total or start + len(page.papers) >= page.total):
         return "total"
-    if start + len(page.papers) >= MAX_RESULTS_PER_QUERY:
+    if start + len(page.papers) >= cap:
         return "cap"
     if window_start and _straddles(page.papers, window_start):
         return "window"

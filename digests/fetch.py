@@ -273,7 +273,28 @@ def enrich_seeds(core: "Core", client: "ArxivClient", progress: "ProgressFn | No
                 report.adopted.append((adopt_arxiv_record(core, seed.id, match), match))  # type: ignore[arg-type]
         except (ArxivError, CatalogError) as exc:
             report.failed.append((seed, str(exc)))
-            log.warning("enrichment lookup failed for %r: %s", seed.display_title, exc)
+            log.info("enrichment lookup failed for %r: %s", seed.display_title, exc)
         if progress:
             progress(n, len(report.adopted), len(todo))
     return report
+
+
+def lookup_and_store(core: "Core", arxiv_id: str, client: "ArxivClient | None" = None) -> Paper | None:
+    """Fetch one paper by arXiv id (for `/paper` on an id the catalog lacks), store and score it.
+
+    Returns the stored Paper (with its catalog id), or None when arXiv has no such paper.
+    Network trouble raises ArxivError.
+    """
+    from .arxiv_api import ArxivClient
+
+    own = client is None
+    client = client or ArxivClient.from_settings(core.settings, db=core.db, now=core.clock)
+    try:
+        record = client.lookup_id(arxiv_id)
+    finally:
+        if own:
+            client.close()
+    if record is None:
+        return None
+    stored, _ = _store_and_score(core, [record], core.clock())
+    return stored[0]

@@ -184,14 +184,30 @@ def test_request_parameters_user_agent_and_politeness_delay(arxiv, make_client, 
     assert len(result.papers) == 25 and result.stopped == "total"
 
 
-def test_paging_stops_at_the_30000_cap(arxiv, make_client):
-    entries = real_entries()
-    arxiv.handler = lambda q: ok(build_feed([entries[int(q["start"][0]) // 2000]], 10**6, int(q["start"][0])))
-    client = make_client(page_size=2000)
-    result = client.fetch_query(QUERY)
-    starts = [int(r["params"]["start"][0]) for r in arxiv.requests]
-    assert result.stopped == "cap" or starts[-1] < 30000
-    assert max(int(r["params"]["start"][0]) + int(r["params"]["max_results"][0]) for r in arxiv.requests) <= 30000
+def unique_entries(start: int, count: int) -> list[bytes]:
+    """`count` real entries given ids 2611.<start+i> so every page brings new papers."""
+    pool = real_entries()
+    return [
+        re.sub(rb"<id>[^<]+</id>", f"<id>http://arxiv.org/abs/2611.{start + i:05d}v1</id>".encode(), pool[(start + i) % len(pool)], count=1)
+        for i in range(count)
+    ]
+
+
+def test_paging_never_passes_the_result_cap(arxiv, make_client):
+    def handler(q):
+        start, size = int(q["start"][0]), int(q["max_results"][0])
+        return ok(build_feed(unique_entries(start, size), 10**6, start))
+
+    arxiv.handler = handler
+    result = make_client(page_size=20, max_total=50).fetch_query(QUERY)
+    assert [(r["params"]["start"], r["params"]["max_results"]) for r in arxiv.requests] == [
+        (["0"], ["20"]), (["20"], ["20"]), (["40"], ["10"])]
+    assert result.stopped == "cap" and len(result.papers) == 50
+
+
+def test_page_size_is_capped_at_2000():
+    assert ArxivClient("http://x/q", user_agent="t", page_size=5000).page_size == 2000
+    assert ArxivClient("http://x/q", user_agent="t", max_total=10**6).max_total == 30000
 
 
 def test_server_ignoring_start_and_max_results_is_read_once(arxiv, make_client):
@@ -395,3 +411,11 @@ def test_mock_transport_handler_as_a_server():
     client = ArxivClient("https://export.arxiv.org/api/query", user_agent="t", transport=httpx.MockTransport(handler),
                          sleep=lambda s: None)
     assert client.lookup_id("1706.03762").version == 7
+
+
+def test_rss_announcements(arxiv, make_client):
+    arxiv.replies.append(ok(real("arxiv_rss_2026-08-13_cs.CL_new_cross_replace_replace-cross.xml")))
+    client = make_client(rss_url=arxiv.url.replace("/api/query", "/rss/"))
+    items = client.announcements(["cs.CL", "cs.AI"])
+    assert arxiv.requests[0]["path"] == "/rss/cs.CL+cs.AI"
+    assert len(items) == 139 and {i.announce_type for i in items} == {"new", "cross", "replace", "replace-cross"}

@@ -232,3 +232,13 @@ def test_cli_fetch_text_and_status(cli_env):
 def test_cli_status_with_no_runs():
     result = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False)
     assert "No fetch has run yet" in result.output
+
+
+def test_lookup_and_store_unknown_id(fresh_core, arxiv, client_for):
+    from digests.fetch import lookup_and_store
+
+    arxiv.replies.extend([ok(real("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml")),
+                          ok(real("arxiv_api_2026_idlist_0000.0000_empty_result.xml"))])
+    paper = lookup_and_store(fresh_core, "1706.03762", client=client_for(fresh_core))
+    assert paper.id and paper.version == 7 and get_by_arxiv_id(fresh_core, "1706.03762").id == paper.id
+    assert lookup_and_store(fresh_core, "0000.0000", client=client_for(fresh_core)) is None
