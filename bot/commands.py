@@ -401,9 +401,9 @@ def _arxiv_lookup(core: "Core", arxiv_id: str) -> Reply:
     owned = client is None
     if owned:
         s = core.settings
-        # One retry and a short timeout: someone is waiting for this answer in chat.
+        # No retries and a short timeout: someone is waiting for this answer in chat.
         client = ArxivClient(s.arxiv_api_url, user_agent=s.user_agent, delay_seconds=s.arxiv_delay_seconds,
-                             timeout=LOOKUP_TIMEOUT_SECONDS, retries=1)
+                             timeout=LOOKUP_TIMEOUT_SECONDS, retries=0)
     try:
         paper = client.lookup_id(arxiv_id)
     except ArxivError as exc:
