@@ -213,7 +213,7 @@ def parse_atom(data: bytes | Iterable[bytes]) -> FeedPage:
         if "/api/errors" in raw_id:
             error = normalize_space(elem.findtext(_SUMMARY)) or "unknown arXiv API error"
             error_id = raw_id
-        else:
+        elif raw_id:  # an entry without an id cannot be stored or deduplicated
             papers.append(_entry_to_paper(elem, raw_id))
         elem.clear()
     if root is None:

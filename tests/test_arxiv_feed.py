@@ -137,3 +137,9 @@ def test_rss_announce_types_and_fields():
     assert first.abstract.startswith("Evaluating LLM coding agents") and "Announce Type" not in first.abstract
     assert any(i.paper.doi for i in items) and any(i.paper.journal_ref for i in items)
     assert all(i.paper.categories for i in items)
+
+
+def test_entry_without_id_is_skipped():
+    body = (REALDATA / "arxiv_api_2026_idlist_1207.7214.xml").read_bytes()
+    body = body.replace(b"<id>http://arxiv.org/abs/1207.7214v2</id>", b"")
+    assert parse_atom(body).papers == []

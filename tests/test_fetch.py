@@ -242,3 +242,25 @@ def test_lookup_and_store_unknown_id(fresh_core, arxiv, client_for):
     paper = lookup_and_store(fresh_core, "1706.03762", client=client_for(fresh_core))
     assert paper.id and paper.version == 7 and get_by_arxiv_id(fresh_core, "1706.03762").id == paper.id
     assert lookup_and_store(fresh_core, "0000.0000", client=client_for(fresh_core)) is None
+
+
+def test_unexpected_failure_is_recorded_then_raised(fresh_core, fixed_now):
+    import httpx
+
+    def handler(request):
+        raise RuntimeError("disk on fire")
+
+    client = ArxivClient("http://arxiv.invalid/api/query", user_agent="t", transport=httpx.MockTransport(handler),
+                         sleep=lambda s: None)
+    with pytest.raises(RuntimeError):
+        fetch_window(fresh_core, fixed_now, client=client)
+    run = last_runs(fresh_core, 1)[0]
+    assert run.outcome == "failed" and "disk on fire" in run.reason and run.finished
+
+
+def test_cli_fetch_enrich_json(cli_env):
+    cli_env.handler = lambda q: ok(real("arxiv_api_2026_search_zero_results.xml"))
+    result = CliRunner().invoke(cli, ["fetch", "--enrich", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["adopted"] == [] and data["failed"] == [] and len(data["unmatched"]) == len(cli_env.requests) > 0
