@@ -267,7 +267,7 @@ class ArxivClient:
 
     def request_page(self, params: dict[str, Any], *, query: str, start: int = 0) -> FeedPage:
         """GET one API page with these query parameters: cached, throttled, retried, validated."""
-        url = str(httpx.URL(self.base_url, params=params))
+        url = str(httpx.URL(self.base_url).copy_merge_params(params))
         day = announcement_day(self.now())
         if self.cache is not None:
             body = self.cache.get(url, day)

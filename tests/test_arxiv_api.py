@@ -419,3 +419,9 @@ def test_rss_announcements(arxiv, make_client):
     items = client.announcements(["cs.CL", "cs.AI"])
     assert arxiv.requests[0]["path"] == "/rss/cs.CL+cs.AI"
     assert len(items) == 139 and {i.announce_type for i in items} == {"new", "cross", "replace", "replace-cross"}
+
+
+def test_base_url_query_string_is_kept(arxiv, make_client):
+    arxiv.replies.append(ok(real("arxiv_api_2026_idlist_1207.7214.xml")))
+    make_client(url=arxiv.url + "?token=abc").lookup_id("1207.7214")
+    assert arxiv.requests[0]["params"]["token"] == ["abc"] and arxiv.requests[0]["params"]["id_list"] == ["1207.7214"]
