@@ -1,13 +1,13 @@
 """Deliver due digests through the ledger: many channels in parallel, paced, retried, exactly once.
 
-SQLite is touched only through `on_catalog`, which runs on the core's single-thread "catalog lane"
-(STYLE §4.3) when one is set up (`open_core_in_lane`), and inline when the core belongs to the loop's
-own thread (CLI one-shots, tests). Posting is async.
+SQLite is touched only on the core's single-thread "catalog lane" (STYLE §4.3; `on_catalog`), which
+holds its own connection to the database file. Posting is async, on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +23,10 @@ from .posting import Poster, get_poster, rate_limiter
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["posted", "recovered", "already", "retry", "broken", "failed", "skipped", "paused", "unknown"]
+Outcome = Literal[
+    "posted", "recovered", "already", "reposted", "retry", "broken", "failed", "skipped", "paused", "unknown",
+    "unavailable",
+]
 GLOBAL_LIMIT_CODES = frozenset({"global_rate_limited", "global"})
 """DeliveryError codes meaning the whole bot (not one channel) is rate limited (Discord's global 429)."""
 MAX_IN_FLIGHT = 8
@@ -44,22 +47,59 @@ class DeliveryResult:
     detail: str | None = None
 
 
-def open_core_in_lane(open_core: Callable[[], Any] | None = None) -> Any:
-    """Open the core on a new single-thread catalog lane (so its SQLite connection lives there) and return it."""
-    if open_core is None:
-        from digests.service import open_core
-    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lane")
-    core = lane.submit(open_core).result()
-    core.cache["catalog_lane"] = lane
-    return core
+class CatalogLane:
+    """A single-thread executor with its own SQLite connection to the core's database file.
+
+    sqlite3 connections may only be used on the thread that opened them, so the lane opens its own
+    (WAL mode lets it and the other lanes share the file). An in-memory database runs inline.
+    """
+
+    def __init__(self, core: Any, name: str = "catalog-lane") -> None:
+        self.core = core
+        self.path = _db_file(core)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name) if self.path else None
+        self._lane_core: Any = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(core, *args, **kwargs)` on the lane with the lane's Core; await the result."""
+        if self._pool is None:
+            return fn(self.core, *args, **kwargs)
+        call = functools.partial(self._call, fn, args, kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._lane_core is None:
+            from digests.store import open_db
+
+            self._lane_core = dataclasses.replace(self.core, db=open_db(self.path))
+        return fn(self._lane_core, *args, **kwargs)
+
+    def close(self) -> None:
+        """Stop the lane after the work in hand."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _db_file(core: Any) -> str | None:
+    try:
+        rows = core.db.execute("PRAGMA database_list").fetchall()
+        return next((r[2] for r in rows if r[1] == "main" and r[2]), None)
+    except Exception:  # the connection belongs to another thread: use the configured file
+        return str(core.settings.db_path)
+
+
+def catalog_lane(core: Any) -> CatalogLane:
+    """Return the process-wide catalog lane of `core` (created on first use)."""
+    lane = core.cache.get("catalog_lane")
+    if not isinstance(lane, CatalogLane):
+        lane = core.cache["catalog_lane"] = CatalogLane(core)
+    return lane
 
 
 async def on_catalog(core: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run `fn(*args, **kwargs)` where the core's SQLite connection lives (its catalog lane, else inline)."""
-    lane = core.cache.get("catalog_lane")
-    if lane is None:
-        return fn(*args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, *args, **kwargs))
+    """Run `fn(core, *args, **kwargs)` on the core's catalog lane."""
+    return await catalog_lane(core).run(fn, *args, **kwargs)
 
 
 def _default_build(core: Any, channel_key: str, now: datetime) -> Digest:
@@ -133,28 +173,32 @@ class Deliverer:
         """Run a catalog function on the catalog lane."""
         return await on_catalog(self.core, fn, *args, **kwargs)
 
-    async def deliver(self, channel_key: str, due: datetime, *, force: bool = False) -> DeliveryResult:
+    async def deliver(self, channel_key: str, due: datetime, *, include_broken: bool = False) -> DeliveryResult:
         """Build `channel_key`'s digest for the run at `due` and deliver it unless the ledger has it.
 
-        Broken channels are skipped unless `force` (an explicit `digest send`); a successful forced
+        Broken channels are skipped unless `include_broken` (an explicit `digest send`); a successful
         send clears the broken mark. Build failures are logged, recorded and told to the channel.
         """
-        channel = await self.db(_get_channel, self.core, channel_key)
-        skip = _skip_reason(channel_key, channel, force)
+        channel = await self.db(_get_channel, channel_key)
+        skip = _skip_reason(channel_key, channel, include_broken)
         if skip is not None:
             return skip
         try:
-            digest = await self.db(self.build, self.core, channel_key, due)
+            digest = await self.db(self.build, channel_key, due)
         except Exception as exc:  # the per-job boundary (STYLE §4.6): log, record, tell the channel
             return await self._build_failed(channel, due, exc)
         return await self.deliver_built(channel, digest)
 
     async def deliver_built(self, channel: Channel, digest: Digest) -> DeliveryResult:
         """Record the intent for a built digest and drive it to `done`."""
-        delivery = await self.db(ledger.record_intent, self.core, digest, self.core.clock())
+        try:
+            self.posters(channel.platform)
+        except DigestBotError as exc:  # e.g. no SLACK_BOT_TOKEN: nothing recorded, the channel waits
+            return DeliveryResult(channel.key, "unavailable", digest.id, detail=str(exc))
+        delivery = await self.db(ledger.record_intent, digest, self.core.clock())
         result = await self.complete(delivery, digest)
         if channel.broken_reason and result.outcome in ("posted", "recovered"):
-            await self.db(_clear_broken, self.core, channel.key)
+            await self.db(_clear_broken, channel.key)
         return result
 
     async def _build_failed(self, channel: Channel, due: datetime, exc: Exception) -> DeliveryResult:
@@ -170,24 +214,40 @@ class Deliverer:
         if delivery.status in ("failed", "skipped"):
             return DeliveryResult(key, "skipped", digest_id, detail=delivery.error)
         if delivery.status == "posted":
-            await self.db(ledger.record_sent, self.core, digest_id, self.core.clock())
+            await self.db(ledger.record_sent, digest_id, self.core.clock())
             return DeliveryResult(key, "recovered", digest_id, delivery.message_ref)
         now = self.core.clock()
         if ledger.is_stale(delivery, now):
             reason = "more than a week late"
             log.warning("skipping digest %s: %s", digest_id, reason)
-            await self.db(ledger.record_skipped, self.core, digest_id, reason)
+            await self.db(ledger.record_skipped, digest_id, reason)
             return DeliveryResult(key, "skipped", digest_id, detail=reason)
         if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
             return DeliveryResult(key, "retry", digest_id, detail=f"waiting until {delivery.retry_at}")
-        stored = await self.db(ledger.stored_digest, self.core, digest_id)
+        stored = await self.db(ledger.stored_digest, digest_id)
         return await self._post(delivery, stored or digest)
+
+    async def repost(self, digest_id: str) -> DeliveryResult:
+        """Post a delivered digest again, as stored (an explicit `digest send --force`); the ledger keeps the first."""
+        digest = await self.db(ledger.stored_digest, digest_id)
+        if digest is None:
+            return DeliveryResult(digest_id.split("|", 1)[0], "unknown", digest_id, detail="not in the ledger")
+        poster = self.posters(digest.channel.split(":", 1)[0])
+        await rate_limiter(self.core, poster.platform).acquire(digest.channel)
+        try:
+            ref = await poster.post(digest.channel, digest)
+        except DeliveryError as exc:
+            return DeliveryResult(digest.channel, "broken" if exc.permanent else "retry", digest_id, detail=str(exc))
+        return DeliveryResult(digest.channel, "reposted", digest_id, ref)
 
     async def _post(self, delivery: ledger.Delivery, digest: Digest | None) -> DeliveryResult:
         key, digest_id = delivery.channel, delivery.digest_id
         if digest is None:
             return DeliveryResult(key, "failed", digest_id, detail="no stored digest")
-        poster = self.posters(key.split(":", 1)[0])
+        try:
+            poster = self.posters(key.split(":", 1)[0])
+        except DigestBotError as exc:
+            return DeliveryResult(key, "unavailable", digest_id, detail=str(exc))
         limiter = rate_limiter(self.core, poster.platform)
         attempts = delivery.attempts
         if attempts:
@@ -196,7 +256,7 @@ class Deliverer:
                 return await self._finish(key, digest_id, found, "recovered")
         while True:
             self.checkpoint("intent")
-            await self.db(ledger.record_attempt, self.core, digest_id)
+            await self.db(ledger.record_attempt, digest_id)
             attempts += 1
             try:
                 async with self._in_flight:
@@ -211,16 +271,16 @@ class Deliverer:
             except Exception as exc:  # a poster bug or network error: keep the intent, retry later
                 log.exception("posting %s failed", digest_id)
                 retry_at = self.core.clock() + timedelta(seconds=BACKOFF * attempts)
-                await self.db(ledger.record_retry, self.core, digest_id, f"{type(exc).__name__}: {exc}", retry_at)
+                await self.db(ledger.record_retry, digest_id, f"{type(exc).__name__}: {exc}", retry_at)
                 return DeliveryResult(key, "retry", digest_id, detail=str(exc))
             self.checkpoint("posted")
             return await self._finish(key, digest_id, ref, "posted")
 
     async def _finish(self, key: str, digest_id: str, ref: str, outcome: Outcome) -> DeliveryResult:
         now = self.core.clock()
-        await self.db(ledger.record_ref, self.core, digest_id, ref, now)
+        await self.db(ledger.record_ref, digest_id, ref, now)
         self.checkpoint("ref")
-        await self.db(ledger.record_sent, self.core, digest_id, now)
+        await self.db(ledger.record_sent, digest_id, now)
         return DeliveryResult(key, outcome, digest_id, ref)
 
     async def _handle_error(
@@ -230,8 +290,8 @@ class Deliverer:
         if exc.permanent:
             reason = f"{exc.code}: {exc.message}" if getattr(exc, "code", None) else exc.message
             log.warning("channel %s is broken: %s", key, reason)
-            await self.db(ledger.record_failed, self.core, digest_id, reason)
-            await self.db(_mark_broken, self.core, key, str(exc.code or reason))
+            await self.db(ledger.record_failed, digest_id, reason)
+            await self.db(_mark_broken, key, str(exc.code or reason))
             return None
         wait = float(exc.retry_after) if getattr(exc, "retry_after", None) else BACKOFF * attempts
         limiter.pause(wait, None if getattr(exc, "code", None) in GLOBAL_LIMIT_CODES else key)
@@ -239,7 +299,7 @@ class Deliverer:
             return wait
         retry_at = self.core.clock() + timedelta(seconds=wait)
         log.warning("digest %s not delivered yet (%s); retrying at %s", digest_id, exc, retry_at.isoformat())
-        await self.db(ledger.record_retry, self.core, digest_id, str(exc), retry_at)
+        await self.db(ledger.record_retry, digest_id, str(exc), retry_at)
         return None
 
     async def _tell_failure(self, channel: Channel, due: datetime, exc: BaseException) -> None:
@@ -287,55 +347,55 @@ class Deliverer:
         await asyncio.gather(produce(), *(consume() for _ in range(workers)))
         return results
 
-    def _build_chunk(self, keys: list[str], due: datetime) -> list[Any]:
+    def _build_chunk(self, core: Any, keys: list[str], due: datetime) -> list[Any]:
         """Build digests for `keys` (on the lane); yields results for skipped channels, errors per channel."""
         out: list[Any] = []
         ready: list[Channel] = []
         for key in keys:
-            channel = _get_channel(self.core, key)
+            channel = _get_channel(core, key)
             skip = _skip_reason(key, channel, False)
             if skip is not None:
                 out.append(skip)
             else:
                 ready.append(channel)  # type: ignore[arg-type]
         try:
-            digests = self.build_many(self.core, [c.key for c in ready], due)
+            digests = self.build_many(core, [c.key for c in ready], due)
             return out + list(zip(ready, digests))
         except Exception:  # one bad channel must not sink the chunk: build one by one
             for channel in ready:
                 try:
-                    out.append((channel, self.build(self.core, channel.key, due)))
+                    out.append((channel, self.build(core, channel.key, due)))
                 except Exception as exc:
                     out.append((channel, exc))
             return out
 
     async def recover(self) -> list[DeliveryResult]:
         """Finish every open intent whose retry time has come (crash recovery and the retry sweep)."""
-        rows = await self.db(ledger.open_deliveries, self.core, self.core.clock())
+        rows = await self.db(ledger.open_deliveries, self.core.clock())
         return list(await asyncio.gather(*(self.complete(row) for row in rows)))
 
     async def catch_up(self) -> list[DeliveryResult]:
         """Recover open intents, then deliver each channel's latest missed run once (start-up)."""
         results = await self.recover()
-        runs = await self.db(due_runs, self.core, self.core.clock())
+        runs = await self.db(due_runs, self.core.clock())
         return results + await self.deliver_many(runs)
 
     async def deliver_due(self, channel_key: str) -> DeliveryResult:
         """Deliver the channel's latest scheduled run (the digest job); a no-op if the ledger has it."""
         from digests.schedule import previous_digest_run
 
-        channel = await self.db(_get_channel, self.core, channel_key)
+        channel = await self.db(_get_channel, channel_key)
         if channel is None:
             return DeliveryResult(channel_key, "unknown")
         return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()))
 
 
-def _skip_reason(key: str, channel: Channel | None, force: bool) -> DeliveryResult | None:
+def _skip_reason(key: str, channel: Channel | None, include_broken: bool) -> DeliveryResult | None:
     if channel is None:
         return DeliveryResult(key, "unknown", detail="no subscription")
     if channel.paused:
         return DeliveryResult(key, "paused")
-    if channel.broken_reason and not force:
+    if channel.broken_reason and not include_broken:
         return DeliveryResult(key, "broken", detail=channel.broken_reason)
     return None
 

@@ -100,6 +100,18 @@ def next_fetch_run(now: datetime, calendar: Calendar = Calendar()) -> datetime:
     raise ConfigError("no arXiv announcement in the next 60 days; check [schedule] holidays", variable="schedule")
 
 
+def previous_fetch_run(now: datetime, calendar: Calendar = Calendar()) -> datetime:
+    """Return the latest fetch time at or before `now` (so a fetch is due if none ran since)."""
+    day = now.astimezone(ARXIV_TZ).date() + timedelta(days=1)
+    for _ in range(60):
+        if is_announcement_day(day, calendar.holidays):
+            at = announcement_at(day) + calendar.fetch_delay
+            if at <= now:
+                return at
+        day -= timedelta(days=1)
+    raise ConfigError("no arXiv announcement in the last 60 days; check [schedule] holidays", variable="schedule")
+
+
 def _schedule_of(channel: Channel | Schedule) -> Schedule:
     return channel.schedule if isinstance(channel, Channel) else channel
 
@@ -257,8 +269,9 @@ def register_jobs(
 ) -> Callable[[], dict[str, int]]:
     """Add the fetch job and one `digest:<channel key>` job per active channel; return the refresh function.
 
-    The refresh function re-reads the channels from SQLite and adds, moves or removes digest jobs. It
-    is also stored so `notify_channels_changed(core)` can call it after a subscription or schedule change.
+    The refresh function `refresh(core=None)` re-reads the channels from SQLite (through the given core,
+    whose connection must belong to the calling thread) and adds, moves or removes digest jobs. It is
+    also stored so `notify_channels_changed(core)` can call it after a subscription or schedule change.
     """
     calendar = calendar or load_calendar(core.settings.section("schedule"))
     scheduler.add_job(
@@ -266,8 +279,8 @@ def register_jobs(
         **JOB_DEFAULTS,
     )
 
-    def refresh() -> dict[str, int]:
-        counts = sync_digest_jobs(scheduler, _list_channels(core), on_digest)
+    def refresh(caller_core: "Core | None" = None) -> dict[str, int]:
+        counts = sync_digest_jobs(scheduler, _list_channels(caller_core or core), on_digest)
         if counts["added"] or counts["removed"]:
             log.info("digest jobs refreshed: %s", counts)
         return counts
@@ -278,7 +291,10 @@ def register_jobs(
 
 
 def notify_channels_changed(core: "Core") -> None:
-    """Re-derive the digest jobs after a channel changed; a no-op when no scheduler runs in this process."""
+    """Re-derive the digest jobs after a channel changed; a no-op when no scheduler runs in this process.
+
+    Call it on the thread that owns `core`'s connection, right after subscribe/unsubscribe/set_schedule.
+    """
     refresh = core.cache.get("schedule_refresh")
     if callable(refresh):
-        refresh()
+        refresh(core)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.deliver import Deliverer, due_runs, on_catalog, open_core_in_lane
+from bot.deliver import Deliverer, catalog_lane, due_runs, on_catalog
 from bot.posting import (
     ConsolePoster, RateLimiter, RecordingPoster, get_poster, permanent_failure, rate_limited, register_poster,
 )
@@ -48,7 +48,8 @@ def core(fresh_core, sleep):
     for key in (A, B, C):
         add_channel(fresh_core, key)
     fresh_core.cache["rate_limiters"] = {p: RateLimiter(None, 1.0, sleep=sleep) for p in ("slack", "discord")}
-    return fresh_core
+    yield fresh_core
+    catalog_lane(fresh_core).close()
 
 
 def make(core, poster, sleep, **kw):
@@ -103,7 +104,7 @@ async def test_permanent_error_marks_broken_and_others_go_on(core, sleep):
     assert skipped.outcome == "broken" and len(poster.calls) == 3
     assert ledger.channel_status(core, B, core.clock())["broken_reason"] == "channel_not_found"
 
-    fixed = await make(core, poster, sleep).deliver(B, DUE, force=True)
+    fixed = await make(core, poster, sleep).deliver(B, DUE, include_broken=True)
     assert fixed.outcome == "posted" and get_channel(core, B).broken_reason is None
 
 
@@ -128,6 +129,7 @@ async def test_catch_up_after_weeks_down_sends_latest_once_and_logs_skipped(fres
     poster = RecordingPoster()
     with caplog.at_level(logging.WARNING):
         await make(fresh_core, poster, sleep).catch_up()
+    catalog_lane(fresh_core).close()
     assert poster.posted_ids() == [f"{A}|2026-W48"]
     assert "skipping 7 digest(s) more than a week late" in caplog.text
 
@@ -176,18 +178,27 @@ async def test_console_poster_prints_rendered_text(capsys):
     assert "console:demo|2026-W48" in out and "Paper 2611.00001" in out
 
 
-async def test_delivery_through_the_catalog_lane(tmp_path, sleep):
-    from digests.service import open_core
-    from digests.settings import load_settings
+async def test_catalog_work_runs_on_the_lane_thread(core, sleep):
+    import threading
 
-    fixed = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
-    core = open_core_in_lane(lambda: open_core(load_settings(), clock=lambda: fixed, sync=False))
-    try:
-        await on_catalog(core, add_channel, core, A)
-        core.cache["rate_limiters"] = {"slack": RateLimiter(None, 1.0, sleep=sleep)}
-        poster = RecordingPoster()
-        results = await make(core, poster, sleep).catch_up()
-        assert [r.outcome for r in results] == ["posted"]
-        assert await on_catalog(core, lambda: core.db["deliveries"].count) == 1
-    finally:
-        core.cache["catalog_lane"].shutdown()
+    threads = set()
+    build = builder()
+
+    def build_on_lane(lane_core, key, now):
+        threads.add(threading.current_thread().name)
+        assert lane_core.db is not core.db  # the lane has its own connection
+        return build(lane_core, key, now)
+
+    poster = RecordingPoster()
+    deliverer = Deliverer(core, posters=lambda p: poster, build=build_on_lane, sleep=sleep)
+    assert (await deliverer.deliver(A, DUE)).outcome == "posted"
+    assert await on_catalog(core, lambda c: c.db["deliveries"].count) == 1
+    assert threads and all(name.startswith("catalog-lane") for name in threads)
+
+
+async def test_platform_without_token_waits_and_records_nothing(core, sleep):
+    deliverer = Deliverer(core, build=builder(), sleep=sleep)
+    results = {r.channel: r for r in await deliverer.catch_up()}
+    assert results[A].outcome == "unavailable" and "SLACK_BOT_TOKEN" in results[A].detail
+    assert results[C].outcome == "unavailable" and "DISCORD_TOKEN" in results[C].detail
+    assert core.db["deliveries"].count == 0

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.deliver import Deliverer
+from bot.deliver import Deliverer, catalog_lane
 from bot.posting import RateLimiter, RecordingPoster, SimulatedCrash
 from digests import ledger
 from tests.fake_platform import add_channel, builder, make_digest
@@ -20,7 +20,8 @@ DIGEST_ID = f"{KEY}|2026-W48"
 def core(fresh_core):
     add_channel(fresh_core, KEY)
     fresh_core.cache["rate_limiters"] = {"slack": RateLimiter(None, 0.0)}
-    return fresh_core
+    yield fresh_core
+    catalog_lane(fresh_core).close()
 
 
 def deliverer(core, poster, checkpoint=None, build=None):

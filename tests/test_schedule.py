@@ -196,3 +196,16 @@ def test_register_jobs_adds_expected_ids(fresh_core, fixed_now):
 
 def test_notify_without_scheduler_is_noop(fresh_core):
     schedule.notify_channels_changed(fresh_core)
+
+
+@pytest.mark.parametrize(
+    "now, expected_et",
+    [
+        (utc(2026, 11, 25, 12), datetime(2026, 11, 24, 20, 30, tzinfo=ET)),
+        (datetime(2026, 11, 25, 20, 30, tzinfo=ET), datetime(2026, 11, 25, 20, 30, tzinfo=ET)),
+        # Saturday after Thanksgiving: the last fetch was Wednesday evening
+        (utc(2026, 11, 28, 12), datetime(2026, 11, 25, 20, 30, tzinfo=ET)),
+    ],
+)
+def test_previous_fetch_run(now, expected_et):
+    assert schedule.previous_fetch_run(now) == expected_et

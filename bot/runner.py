@@ -1,0 +1,207 @@
+"""`digestbot run`: one event loop with one AsyncIOScheduler, the delivery jobs, and the chat apps.
+
+Jobs (from digests.schedule.register_jobs): `fetch` shortly after each arXiv announcement, one
+`digest:<channel key>` per active channel, plus a `sweep` every minute that retries open deliveries
+and re-reads the channels (so a `digestbot subscribe` run from another process is picked up). At
+start, digests missed while the bot was down are delivered once (Deliverer.catch_up).
+
+Slack (`SLACK_BOT_TOKEN`) and Discord (`DISCORD_TOKEN`) apps start when their tokens are set; both
+SDKs are imported only then. Without either, only `console:*` channels get digests, printed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from digests.errors import ConfigError
+from digests.schedule import Calendar, load_calendar, previous_fetch_run, register_jobs
+
+from .deliver import CatalogLane, Deliverer, DeliveryResult, catalog_lane, on_catalog
+from .posting import Poster, get_poster
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60
+
+
+@dataclass
+class Platforms:
+    """Which chat platforms this run serves."""
+
+    slack: bool = False
+    discord: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, slack: bool = True, discord: bool = True) -> Platforms:
+        """Enable each platform whose token is set, unless switched off."""
+        return cls(slack=slack and bool(settings.slack_bot_token), discord=discord and bool(settings.discord_token))
+
+    def describe(self) -> str:
+        """Return one line saying what this run serves."""
+        names = [n for n, on in (("Slack", self.slack), ("Discord", self.discord)) if on]
+        if not names:
+            return ("No SLACK_BOT_TOKEN or DISCORD_TOKEN set: running with console:* channels only "
+                    "(their digests are printed here).")
+        return f"Serving {' and '.join(names)}; console:* digests are printed here."
+
+
+def _fetch_now(core: Any, now: datetime) -> Any:
+    from digests.fetch import fetch_window
+
+    return fetch_window(core, now)
+
+
+def is_fetch_due(core: Any, now: datetime, calendar: Calendar) -> bool:
+    """Return True when arXiv announced since the last recorded fetch run."""
+    from digests.fetch import last_runs
+
+    runs = last_runs(core, 1)
+    return not runs or datetime.fromisoformat(runs[0].started) < previous_fetch_run(now, calendar)
+
+
+@dataclass
+class Runner:
+    """The long-running bot: scheduler + deliverer + optional chat apps, on the running loop."""
+
+    core: Any
+    platforms: Platforms = field(default_factory=Platforms)
+    fetch: Callable[[Any, datetime], Any] = _fetch_now
+    deliverer: Deliverer | None = None
+    say: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.deliverer = self.deliverer or Deliverer(self.core, posters=self.poster)
+        self.arxiv_lane = CatalogLane(self.core, name="arxiv-lane")
+        self.calendar = load_calendar(self.core.settings.section("schedule"))
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.stopped = asyncio.Event()
+
+    def poster(self, platform: str) -> Poster:
+        """Return the poster for `platform`, refusing platforms this run does not serve."""
+        if platform in ("slack", "discord") and not getattr(self.platforms, platform):
+            variable = "SLACK_BOT_TOKEN" if platform == "slack" else "DISCORD_TOKEN"
+            raise ConfigError(f"{platform} is not enabled in this run (set {variable}, drop --no-{platform})",
+                              variable=variable)
+        return get_poster(platform, self.core)
+
+    async def run_fetch(self) -> None:
+        """The fetch job: fetch the arXiv window on the arXiv lane; failures are recorded by the fetch itself."""
+        try:
+            report = await self.arxiv_lane.run(self.fetch, self.core.clock())
+            run = getattr(report, "run", None)
+            log.info("arXiv fetch: %s", getattr(run, "outcome", report))
+        except Exception:  # the per-job boundary: fetch_window records the failed run itself
+            log.exception("arXiv fetch job failed")
+
+    async def run_digest(self, channel_key: str) -> DeliveryResult | None:
+        """A channel's digest job."""
+        assert self.deliverer is not None
+        try:
+            result = await self.deliverer.deliver_due(channel_key)
+            log.info("digest %s: %s %s", channel_key, result.outcome, result.detail or "")
+            return result
+        except Exception:  # per-job boundary; the ledger keeps any open intent for the sweep
+            log.exception("digest job for %s failed", channel_key)
+            return None
+
+    async def sweep(self) -> None:
+        """Retry open deliveries whose time has come and pick up channel changes made elsewhere."""
+        assert self.deliverer is not None
+        try:
+            await self.deliverer.recover()
+            await on_catalog(self.core, self._refresh)
+        except Exception:
+            log.exception("delivery sweep failed")
+
+    def _refresh(self, core: Any) -> Any:
+        refresh = core.cache.get("schedule_refresh")
+        return refresh(core) if callable(refresh) else None
+
+    async def start(self, *, fetch_if_due: bool = True) -> None:
+        """Register the jobs, start the scheduler and the chat apps, and kick off the start-up catch-up."""
+        await on_catalog(self.core, lambda core: register_jobs(
+            self.scheduler, core, on_fetch=self.run_fetch, on_digest=self.run_digest, calendar=self.calendar))
+        self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", coalesce=True,
+                               max_instances=1)
+        self.scheduler.start()
+        self.say(self.platforms.describe())
+        self.say(f"{len(self.scheduler.get_jobs()) - 2} digest job(s) scheduled; press Ctrl-C to stop.")
+        for name, runner in self._platform_runners():
+            self.tasks.append(asyncio.create_task(runner(self.core), name=name))
+        self.tasks.append(asyncio.create_task(self.catch_up(fetch_if_due), name="catch-up"))
+
+    def _platform_runners(self) -> list[tuple[str, Callable[[Any], Awaitable[Any]]]]:
+        runners: list[tuple[str, Callable[[Any], Awaitable[Any]]]] = []
+        if self.platforms.slack:
+            from bot.slack_app import run_slack
+
+            runners.append(("slack", run_slack))
+        if self.platforms.discord:
+            from bot.discord_app import run_discord
+
+            runners.append(("discord", run_discord))
+        return runners
+
+    async def catch_up(self, fetch_if_due: bool = True) -> list[DeliveryResult]:
+        """Fetch if arXiv announced since the last fetch, then deliver what is due (once each)."""
+        assert self.deliverer is not None
+        if fetch_if_due and await on_catalog(self.core, is_fetch_due, self.core.clock(), self.calendar):
+            await self.run_fetch()
+        results = await self.deliverer.catch_up()
+        for result in results:
+            if result.outcome not in ("already",):
+                log.info("catch-up %s: %s %s", result.channel, result.outcome, result.detail or "")
+        return results
+
+    async def wait(self) -> None:
+        """Wait until stopped, or until a chat app exits (its error is re-raised)."""
+        platform_tasks = [t for t in self.tasks if t.get_name() in ("slack", "discord")]
+        stop = asyncio.create_task(self.stopped.wait())
+        done, _ = await asyncio.wait([stop, *platform_tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        for task in done:
+            if task is not stop and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        """Stop the scheduler and the chat apps, and close the lanes."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.arxiv_lane.close()
+        catalog_lane(self.core).close()
+
+
+async def run_bot(core: Any, *, once: bool = False, platforms: Platforms | None = None, fetch: bool = True,
+                  say: Callable[[str], None] = print) -> list[DeliveryResult]:
+    """Run the bot until Ctrl-C / SIGTERM (or, with `once`, deliver what is due and return the results)."""
+    runner = Runner(core, platforms or Platforms(), say=say)
+    if once:
+        try:
+            say(runner.platforms.describe())
+            return await runner.catch_up(fetch_if_due=fetch)
+        finally:
+            await runner.stop()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, runner.stopped.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread / not supported here
+            pass
+    try:
+        await runner.start(fetch_if_due=fetch)
+        await runner.wait()
+    finally:
+        say("Stopping…")
+        await runner.stop()
+    return []

@@ -1,0 +1,120 @@
+"""`digestbot run --once`, `status` and `digest send` through CliRunner, and the Runner's jobs (T12)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from bot.deliver import catalog_lane
+from bot.runner import Platforms, Runner, is_fetch_due
+from digests.models import FetchRun
+from digests.schedule import Calendar
+from tests.fake_platform import add_channel
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def console_channel():
+    from digests.service import open_core
+
+    core = open_core(sync=False)
+    created = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat(timespec="seconds")
+    add_channel(core, "console:demo", created_at=created)
+    return "console:demo"
+
+
+def test_send_posts_once_then_says_already(console_channel):
+    first = invoke("digest", "send", console_channel)
+    assert first.exit_code == 0, first.output
+    assert f"--- {console_channel} · {console_channel}|" in first.output
+    assert "Posted console:demo|" in first.output
+
+    second = invoke("digest", "send", console_channel)
+    assert second.exit_code == 0
+    assert "was already delivered (console:demo#1); use --force to post it again." in second.output
+    assert "---" not in second.output
+
+    forced = invoke("digest", "send", console_channel, "--force")
+    assert forced.exit_code == 0 and forced.output.count(f"--- {console_channel}") == 1
+
+
+def test_send_unknown_channel_is_one_line_error():
+    result = CliRunner().invoke(cli, ["digest", "send", "console:nobody"])
+    assert result.exit_code == 1
+    assert "Error: console:nobody has no subscription yet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_send_to_slack_without_token_names_the_variable():
+    from digests.service import open_core
+
+    add_channel(open_core(sync=False), "slack:T1:C1")
+    result = CliRunner().invoke(cli, ["digest", "send", "slack:T1:C1"])
+    assert result.exit_code == 1 and "SLACK_BOT_TOKEN" in result.output
+
+
+def test_status_text_and_json(console_channel):
+    invoke("digest", "send", console_channel)
+    text = invoke("status")
+    assert text.exit_code == 0
+    assert "console:demo  [rlhf]  next " in text.output and "last 20" in text.output
+    assert "No arXiv fetch has run yet" in text.output
+    data = json.loads(invoke("status", "--json").output)
+    (channel,) = data["channels"]
+    assert channel["channel"] == "console:demo" and channel["last_digest"]["message_ref"] == "console:demo#1"
+    assert channel["next_run"] and data["fetch_runs"] == []
+
+
+def test_status_without_channels():
+    result = invoke("status")
+    assert "No channels yet; add one with: digestbot subscribe" in result.output
+
+
+def test_run_once_delivers_due_digest_then_nothing(console_channel):
+    first = invoke("run", "--once", "--no-fetch")
+    assert first.exit_code == 0, first.output
+    assert "console:demo: posted" in first.output
+    assert "console:* channels only" in first.output
+    second = invoke("run", "--once", "--no-fetch")
+    assert "Nothing was due." in second.output
+
+
+async def test_runner_registers_jobs_and_stops_cleanly(fresh_core, fixed_now):
+    add_channel(fresh_core, "console:a")
+    add_channel(fresh_core, "slack:T1:C1", weekday=3, tz="Europe/Berlin")
+    fetched = []
+
+    def fake_fetch(core, now):
+        fetched.append(now)
+        return None
+
+    runner = Runner(fresh_core, Platforms(), fetch=fake_fetch, say=lambda text: None)
+    await runner.start(fetch_if_due=False)
+    try:
+        ids = sorted(job.id for job in runner.scheduler.get_jobs())
+        assert ids == ["digest:console:a", "digest:slack:T1:C1", "fetch", "sweep"]
+        await runner.run_fetch()
+        assert fetched == [fixed_now]
+        result = await runner.run_digest("slack:T1:C1")
+        assert result.outcome == "unavailable" and "SLACK_BOT_TOKEN" in result.detail
+    finally:
+        await runner.stop()
+    assert not runner.scheduler.running
+
+
+def test_fetch_due_when_arxiv_announced_since_last_run(fresh_core, fixed_now):
+    from digests.fetch import record_run
+
+    assert is_fetch_due(fresh_core, fixed_now, Calendar())
+    record_run(fresh_core, FetchRun(id=None, started="2026-11-25T01:35:00+00:00", finished=None,
+                                    window_start="2026-11-18", window_end="2026-11-25", outcome="ok"))
+    assert not is_fetch_due(fresh_core, fixed_now, Calendar())
+    assert is_fetch_due(fresh_core, datetime(2026, 11, 26, 2, tzinfo=timezone.utc), Calendar())
+    catalog_lane(fresh_core).close()
