@@ -29,9 +29,23 @@ def paper_json(paper: Any, scores: list[Any]) -> dict[str, Any]:
     }
 
 
+BAR_WIDTH = 24
+
+
+def _bar(done: int, total: int | None) -> str:
+    if not total:
+        return ""
+    filled = min(BAR_WIDTH, BAR_WIDTH * done // total)
+    return "[" + "#" * filled + " " * (BAR_WIDTH - filled) + "] "
+
+
 def _progress(pages: int, papers: int, total: int | None) -> None:
     of = f"/{total}" if total is not None else ""
-    click.echo(f"\rFetching arXiv: page {pages}, {papers}{of} papers", nl=False, err=True)
+    click.echo(f"\rFetching arXiv {_bar(papers, total)}page {pages}, {papers}{of} papers ", nl=False, err=True)
+
+
+def _enrich_progress(done: int, adopted: int, total: int | None) -> None:
+    click.echo(f"\rLooking up seeds on arXiv {_bar(done, total)}{done}/{total}, {adopted} matched ", nl=False, err=True)
 
 
 def _run_line(run: Any) -> str:
@@ -65,7 +79,7 @@ def _enrich(core: Any, as_json: bool) -> None:
     from digests.fetch import enrich_seeds
 
     with ArxivClient.from_settings(core.settings, db=core.db, now=core.clock) as client:
-        report = enrich_seeds(core, client, progress=_progress if is_tty() and not as_json else None)
+        report = enrich_seeds(core, client, progress=_enrich_progress if is_tty() and not as_json else None)
     if is_tty() and not as_json:
         click.echo(err=True)
     if as_json:

@@ -264,3 +264,12 @@ def test_cli_fetch_enrich_json(cli_env):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["adopted"] == [] and data["failed"] == [] and len(data["unmatched"]) == len(cli_env.requests) > 0
+
+
+def test_fetch_window_reports_progress_per_page(fresh_core, fixed_now, arxiv, client_for):
+    from test_arxiv_api import unique_entries
+
+    arxiv.handler = lambda q: ok(build_feed(unique_entries(int(q["start"][0]), 10), 30, int(q["start"][0])))
+    seen = []
+    fetch_window(fresh_core, fixed_now, client=client_for(fresh_core, page_size=10), progress=lambda *a: seen.append(a))
+    assert seen == [(1, 10, 30), (2, 20, 30), (3, 30, 30)]
