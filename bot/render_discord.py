@@ -89,9 +89,21 @@ def _paper_embed(paper: Paper, themes: tuple[str, ...], why: tuple[str, ...], pr
     return embed
 
 
+_DISCORD_CHANNEL = re.compile(r"^discord:[0-9]+:([0-9]+)$")
+
+
+def channel_label(key: str) -> str:
+    """Return a Discord channel key as a `<#123>` channel link (never a ping), anything else escaped."""
+    match = _DISCORD_CHANNEL.match(key)
+    return f"<#{match.group(1)}>" if match else escape_markdown(clean(key))
+
+
 def card_embed(card: PaperCard) -> dict[str, Any]:
     """Return the embed for one `/paper` card."""
-    return _paper_embed(card.paper, card.themes, card.why, extra=posted_line(card.posted))
+    embed = _paper_embed(card.paper, card.themes, card.why)
+    if card.posted:
+        embed["description"] += f"\n*{posted_line(card.posted, channel_label)}*"
+    return embed
 
 
 def _digest_embeds(digest: Digest) -> tuple[list[dict], dict]:

@@ -82,9 +82,21 @@ def _paper_section(prefix: str, paper: Paper, themes: tuple[str, ...], why: tupl
     return _section("\n".join(lines))
 
 
+_SLACK_CHANNEL = re.compile(r"^slack:[A-Z0-9]+:([A-Z0-9]+)$")
+
+
+def channel_label(key: str) -> str:
+    """Return a Slack channel key as a `<#C123>` channel link (never a ping), anything else escaped."""
+    match = _SLACK_CHANNEL.match(key)
+    return f"<#{match.group(1)}>" if match else escape_mrkdwn(clean(key))
+
+
 def card_block(n: int, card: PaperCard) -> dict[str, Any]:
     """Return the section block for one `/paper` card."""
-    return _paper_section(f"{n}. ", card.paper, card.themes, card.why, posted_line(card.posted))
+    section = _paper_section(f"{n}. ", card.paper, card.themes, card.why)
+    if card.posted:
+        section["text"]["text"] += "\n" + posted_line(card.posted, channel_label)
+    return section
 
 
 def block_text_len(block: dict[str, Any]) -> int:

@@ -120,11 +120,14 @@ def why_line(why: tuple[str, ...]) -> str:
     return "Why: close to " + ", ".join(f"\u201c{truncate(n, 90)}\u201d" for n in names)
 
 
-def posted_line(posted: tuple[tuple[str, str], ...]) -> str:
-    """Return "Already posted in <channel> on <date>" for a card, or ""."""
+def posted_line(posted: tuple[tuple[str, str], ...], label: Callable[[str], str] = clean) -> str:
+    """Return "Already posted in <channel> on <date>" for a card, or "".
+
+    `label` turns a channel key into what the platform shows (a `<#C123>` channel link in Slack).
+    """
     if not posted:
         return ""
-    where = ", ".join(f"{clean(ch)} on {clean(at)[:10]}" for ch, at in posted[:3])
+    where = ", ".join(f"{label(ch)} on {clean(at)[:10]}" for ch, at in posted[:3])
     more = f" and {len(posted) - 3} more" if len(posted) > 3 else ""
     return f"Already posted in {where}{more}"
 

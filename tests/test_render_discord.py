@@ -130,7 +130,7 @@ def test_reply_with_cards_suggestions_and_preview():
     message = render_discord_reply(Reply("Best matches:", cards=(card,), suggestions=("rlhf",)))
     assert_within_limits(message)
     assert message["content"] == "Best matches:\nDid you mean: rlhf?"
-    assert "Already posted in discord:1:2 on 2026-11-16" in message["embeds"][0]["description"]
+    assert "Already posted in <#2> on 2026-11-16" in message["embeds"][0]["description"]
     items = tuple(DigestItem(make_paper(n, abstract="x " * 30000), ("rlhf",), 1.0) for n in range(1, 40))
     preview = render_discord_reply(Reply("Preview:\n" + "line\n" * 3000, digest=replace(make_digest(), items=items)))
     assert_within_limits(preview)

@@ -135,7 +135,7 @@ def test_reply_payload_is_ephemeral_with_cards_and_suggestions():
     assert payload["text"] == "Best matches:"
     texts = list(all_texts(payload))
     assert any("Did you mean: rlhf?" in t for t in texts)
-    assert any("Already posted in slack:T1:C1 on 2026-11-16" in t for t in texts)
+    assert any("Already posted in <#C1> on 2026-11-16" in t for t in texts)
     assert render_slack_reply(Reply("ok", ephemeral=False))["response_type"] == "in_channel"
 
 
