@@ -195,8 +195,8 @@ class Deliverer:
             self.posters(channel.platform)
         except DigestBotError as exc:  # e.g. no SLACK_BOT_TOKEN: nothing recorded, the channel waits
             return DeliveryResult(channel.key, "unavailable", digest.id, detail=str(exc))
-        delivery = await self.db(ledger.record_intent, digest, self.core.clock())
-        result = await self.complete(delivery, digest)
+        delivery, to_post = await self.db(ledger.begin, digest, self.core.clock())
+        result = await self.complete(delivery, to_post)
         if channel.broken_reason and result.outcome in ("posted", "recovered"):
             await self.db(_clear_broken, channel.key)
         return result
@@ -207,7 +207,10 @@ class Deliverer:
         return DeliveryResult(channel.key, "failed", detail=f"build failed: {exc}")
 
     async def complete(self, delivery: ledger.Delivery, digest: Digest | None = None) -> DeliveryResult:
-        """Drive one ledger row to `done`: finish, recover via find_posted, or post the stored digest."""
+        """Drive one ledger row to `done`: finish, recover via find_posted, or post its digest.
+
+        `digest` must be the row's digest (as `ledger.begin` returns it); None reads it from the ledger.
+        """
         key, digest_id = delivery.channel, delivery.digest_id
         if delivery.status == "done":
             return DeliveryResult(key, "already", digest_id, delivery.message_ref)
@@ -224,8 +227,9 @@ class Deliverer:
             return DeliveryResult(key, "skipped", digest_id, detail=reason)
         if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
             return DeliveryResult(key, "retry", digest_id, detail=f"waiting until {delivery.retry_at}")
-        stored = await self.db(ledger.stored_digest, digest_id)
-        return await self._post(delivery, stored or digest)
+        if digest is None:
+            digest = await self.db(ledger.stored_digest, digest_id)
+        return await self._post(delivery, digest)
 
     async def repost(self, digest_id: str) -> DeliveryResult:
         """Post a delivered digest again, as stored (an explicit `digest send --force`); the ledger keeps the first."""
@@ -255,8 +259,7 @@ class Deliverer:
             if found:
                 return await self._finish(key, digest_id, found, "recovered")
         while True:
-            self.checkpoint("intent")
-            await self.db(ledger.record_attempt, digest_id)
+            await self.db(self._record_attempt, digest_id)
             attempts += 1
             try:
                 async with self._in_flight:
@@ -276,11 +279,17 @@ class Deliverer:
             self.checkpoint("posted")
             return await self._finish(key, digest_id, ref, "posted")
 
-    async def _finish(self, key: str, digest_id: str, ref: str, outcome: Outcome) -> DeliveryResult:
-        now = self.core.clock()
-        await self.db(ledger.record_ref, digest_id, ref, now)
+    def _record_attempt(self, core: Any, digest_id: str) -> None:
+        self.checkpoint("intent")
+        ledger.record_attempt(core, digest_id)
+
+    def _record_posted(self, core: Any, digest_id: str, ref: str, now: datetime) -> None:
+        ledger.record_ref(core, digest_id, ref, now)
         self.checkpoint("ref")
-        await self.db(ledger.record_sent, digest_id, now)
+        ledger.record_sent(core, digest_id, now)
+
+    async def _finish(self, key: str, digest_id: str, ref: str, outcome: Outcome) -> DeliveryResult:
+        await self.db(self._record_posted, digest_id, ref, self.core.clock())
         return DeliveryResult(key, outcome, digest_id, ref)
 
     async def _handle_error(

@@ -108,26 +108,35 @@ def stored_digest(core: "Core", digest_id: str) -> Digest | None:
     return digest_from_json(rows[0]["payload_json"]) if rows and rows[0]["payload_json"] else None
 
 
-def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
-    """Record the intent to post `digest` (before any post) and return its row.
+def begin(core: "Core", digest: Digest, now: datetime) -> tuple[Delivery, Digest]:
+    """Record the intent to post `digest` (before any post); return its row and the digest to post.
 
-    An existing row is returned unchanged, except a `failed` one, which is reopened with this digest
-    (the channel was fixed since).
+    A new row stores `digest`. An existing row is returned unchanged with the digest stored in it
+    (so a retry posts exactly what the first attempt did), except a `failed` one, which is reopened
+    with this digest (the channel was fixed since).
     """
+    payload = digest_to_json(digest)
     with core.db.conn:
-        core.db.execute(
+        inserted = core.db.execute(
             "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at)"
             " VALUES (?, ?, ?, 'pending', ?, ?)",
-            [digest.id, digest.channel, digest.week, digest_to_json(digest), utcnow_iso(now)],
-        )
-        core.db.execute(
+            [digest.id, digest.channel, digest.week, payload, utcnow_iso(now)],
+        ).rowcount
+        reopened = core.db.execute(
             "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL"
             " WHERE digest_id = ? AND status = 'failed'",
-            [digest_to_json(digest), digest.id],
-        )
+            [payload, digest.id],
+        ).rowcount
     delivery = get_delivery(core, digest.id)
     assert delivery is not None
-    return delivery
+    if inserted or reopened:
+        return delivery, digest
+    return delivery, stored_digest(core, digest.id) or digest
+
+
+def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
+    """Record the intent to post `digest` and return its row (see `begin`)."""
+    return begin(core, digest, now)[0]
 
 
 def record_attempt(core: "Core", digest_id: str) -> None:
