@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from . import catalog, select
-from .channels import require_channel
+from .channels import list_channels, require_channel
 from .errors import ChannelError
-from .models import Channel, Classic, Digest, FetchRun, Paper, Theme, paper_to_dict
+from .models import Channel, Classic, Digest, DigestItem, FetchRun, Theme, paper_to_dict
 from .store import utcnow_iso
 
 if TYPE_CHECKING:
@@ -23,15 +23,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+BULK_FROM = 50
+"""From this many channels on, `build_digests` reads channel rows and history in a few whole-table queries."""
+
+
 def build_digest(core: "Core", channel_key: str, now: datetime) -> Digest:
     """Return the digest `channel_key` gets for the slot due at `now`; raise ChannelError if unknown or paused."""
-    return _Builder(core, now).build(require_channel(core, channel_key))
+    return _Builder(core, now, _History(core)).build(require_channel(core, channel_key))
 
 
 def build_digests(core: "Core", channel_keys: Iterable[str], now: datetime) -> list[Digest]:
     """Return the digests of many channels, sharing catalog lookups between channels with the same themes."""
-    builder = _Builder(core, now)
-    return [builder.build(require_channel(core, key)) for key in channel_keys]
+    keys = list(channel_keys)
+    history = _BulkHistory(core) if len(keys) >= BULK_FROM else _History(core)
+    builder = _Builder(core, now, history)
+    return [builder.build(history.channel(key)) for key in keys]
 
 
 def digest_id(channel_key: str, week: str) -> str:
@@ -42,8 +48,9 @@ def digest_id(channel_key: str, week: str) -> str:
 class _Builder:
     """Builds digests at one `now`, memoising lookups that do not depend on the channel."""
 
-    def __init__(self, core: "Core", now: datetime) -> None:
+    def __init__(self, core: "Core", now: datetime, history: "_History") -> None:
         self.core = core
+        self.history = history
         self.now = now.astimezone(timezone.utc)
         self.memo: dict[tuple[Any, ...], Any] = {}
 
@@ -58,18 +65,21 @@ class _Builder:
                 f"{channel.key} is paused (no themes); subscribe it to a theme to get digests again",
                 channel=channel.key,
             )
-        week = select.digest_week(channel.schedule, self.now)
-        window = select.digest_window(channel, self.now, previous_digest_time(self.core, channel.key, week))
+        slot = select.scheduled_for(channel.schedule, self.now)
+        week = select.iso_week(slot.date())
+        previous = self.history.previous(channel.key, digest_id(channel.key, week))
+        window = select.digest_window(channel, self.now, previous, slot)
         since, until = window.since.isoformat(), window.until.isoformat()
-        candidates = self._cached(("matched", channel.themes, since, until),
-                                  lambda: catalog.matched_papers(self.core, list(channel.themes), since, until))
-        sent = sent_versions(self.core, channel.key)
-        ranked = select.rank_new(candidates, channel.themes, sent)
-        items = tuple(ranked[: channel.size_new])
+        week_items, week_ids = self._cached(("ranked", channel.themes, since, until),
+                                            lambda: self._week_items(channel.themes, since, until))
+        sent = self.history.sent(channel.key)
+        chosen, found = select.take_unsent(week_items, week_ids, sent, channel.size_new)
+        items = tuple(chosen)
         revisions = self._cached(("revisions", since), lambda: catalog.revisions_since(self.core, since))
         updated = tuple(select.select_updated(revisions, sent, channel.size_new))
         labels = [self._theme(name).label for name in channel.themes]
-        coverage = select.summarize_coverage(self._runs(window), window, self.now, labels, len(ranked))
+        coverage = self._cached(("coverage", since, until, tuple(labels), found),
+                                lambda: select.summarize_coverage(self._runs(window), window, self.now, labels, found))
         title = f"{select.join_words(labels, '&')} papers: week of {window.scheduled:%b} {window.scheduled.day}"
         return Digest(
             id=digest_id(channel.key, week),
@@ -81,10 +91,14 @@ class _Builder:
             coverage=coverage,
             generated_at=utcnow_iso(self.now),
             updated=updated,
-            classic=self._classic(channel, [item.paper for item in ranked]),
+            classic=self._classic(channel, ("since", channel.themes, since, until), week_items),
             empty_note=select.empty_note(coverage, items, labels),
             status=select.digest_status(coverage, items),
         )
+
+    def _week_items(self, themes: tuple[str, ...], since: str, until: str) -> tuple[list[DigestItem], frozenset[str]]:
+        items = select.rank_candidates(catalog.matched_papers(self.core, list(themes), since, until), themes)
+        return items, frozenset(item.paper.arxiv_id for item in items if item.paper.arxiv_id)
 
     def _theme(self, name: str) -> Theme:
         for theme in self.core.themes:
@@ -98,23 +112,76 @@ class _Builder:
         start = window.since.isoformat()
         return self._cached(("runs", start), lambda: runs_between(self.core, start, self.now))
 
-    def _classic(self, channel: Channel, week_papers: list[Paper]) -> Classic | None:
+    def _classic(self, channel: Channel, key: tuple[Any, ...], week_items: list[DigestItem]) -> Classic | None:
         if channel.size_classic < 1:
             return None
         themes = [self._theme(name) for name in channel.themes]
         seeds = self._cached(("seeds",), lambda: catalog.seed_papers(self.core))
         rotation = self._cached(("rotation", channel.themes), lambda: select.order_classics(seeds, themes))
-        paper = select.pick_classic(rotation, classics_shown(self.core, channel.key))
+        paper = select.pick_classic(rotation, self.history.shown(channel.key))
         if paper is None:
             return None
-        return Classic(paper=paper, since_then=tuple(select.nearest_papers(paper, week_papers)))
+        index = self._cached(key, lambda: select.TermIndex([item.paper for item in week_items]))
+        since_then = self._cached((*key, paper.id), lambda: tuple(index.nearest(paper)))
+        return Classic(paper=paper, since_then=since_then)
 
 
-def previous_digest_time(core: "Core", channel_key: str, week: str) -> datetime | None:
-    """Return when the channel's last digest before this one was posted (from the delivery ledger), or None."""
+class _History:
+    """What the ledger recorded for a channel, read one channel at a time."""
+
+    def __init__(self, core: "Core") -> None:
+        self.core = core
+
+    def channel(self, key: str) -> Channel:
+        return require_channel(self.core, key)
+
+    def previous(self, key: str, this_digest: str) -> datetime | None:
+        return previous_digest_time(self.core, key, this_digest)
+
+    def sent(self, key: str) -> dict[str, int | None]:
+        return sent_versions(self.core, key)
+
+    def shown(self, key: str) -> dict[int, str]:
+        return classics_shown(self.core, key)
+
+
+class _BulkHistory(_History):
+    """The same answers from whole-table reads, for building thousands of digests at once."""
+
+    def __init__(self, core: "Core") -> None:
+        super().__init__(core)
+        self.channels = {c.key: c for c in list_channels(core)}
+        self.posted: dict[str, list[tuple[str, str]]] = {}
+        for channel, posted_at, digest in core.db.execute(
+            "SELECT channel, posted_at, digest_id FROM deliveries WHERE posted_at IS NOT NULL ORDER BY posted_at DESC"
+        ):
+            self.posted.setdefault(channel, []).append((posted_at, digest))
+        self.sent_rows: dict[str, dict[str, int | None]] = {}
+        for channel, arxiv_id, version in core.db.execute("SELECT channel, arxiv_id, version FROM sent_papers"):
+            self.sent_rows.setdefault(channel, {})[arxiv_id] = version
+        self.shown_rows: dict[str, dict[int, str]] = {}
+        for channel, paper_id, shown_at in core.db.execute("SELECT channel, paper_id, shown_at FROM classics_shown"):
+            self.shown_rows.setdefault(channel, {})[paper_id] = shown_at
+
+    def channel(self, key: str) -> Channel:
+        return self.channels[key] if key in self.channels else require_channel(self.core, key)
+
+    def previous(self, key: str, this_digest: str) -> datetime | None:
+        found = next((at for at, digest in self.posted.get(key, ()) if digest != this_digest), None)
+        return datetime.fromisoformat(found) if found else None
+
+    def sent(self, key: str) -> dict[str, int | None]:
+        return self.sent_rows.get(key, {})
+
+    def shown(self, key: str) -> dict[int, str]:
+        return self.shown_rows.get(key, {})
+
+
+def previous_digest_time(core: "Core", channel_key: str, this_digest: str) -> datetime | None:
+    """Return when the channel's latest digest other than `this_digest` was posted (delivery ledger), or None."""
     row = core.db.execute(
         "SELECT max(posted_at) FROM deliveries WHERE channel = ? AND digest_id != ? AND posted_at IS NOT NULL",
-        [channel_key, digest_id(channel_key, week)],
+        [channel_key, this_digest],
     ).fetchone()
     return datetime.fromisoformat(row[0]) if row and row[0] else None
 

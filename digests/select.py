@@ -72,13 +72,13 @@ def week_start(moment: datetime, tz: str) -> date:
     return local - timedelta(days=local.weekday())
 
 
-def digest_window(channel: Channel, now: datetime, previous: datetime | None) -> Window:
+def digest_window(channel: Channel, now: datetime, previous: datetime | None, slot: datetime | None = None) -> Window:
     """Return the digest's slot and window of announcement days.
 
     New papers are those announced since the previous digest (`previous`, its posting time) or, for a first
     digest, in the seven days before its slot; never before the week the subscription started in.
     """
-    slot = scheduled_for(channel.schedule, now)
+    slot = slot or scheduled_for(channel.schedule, now)
     since = previous.astimezone(timezone.utc).date() if previous else slot.date() - timedelta(days=7)
     if channel.created_at:
         since = max(since, week_start(datetime.fromisoformat(channel.created_at), channel.schedule.tz))
@@ -92,15 +92,40 @@ def rank_new(
     sent: Mapping[str, int | None],
 ) -> list[DigestItem]:
     """Return the unsent candidates matching `themes` as items, best first, each paper once with all its themes."""
+    return drop_sent(rank_candidates(candidates, themes), sent)
+
+
+def rank_candidates(candidates: Iterable[tuple[Paper, Sequence[ThemeScore]]], themes: Sequence[str]) -> list[DigestItem]:
+    """Return candidates matching `themes` as items: best score first, then newest, then by arXiv id."""
     merged: dict[str, tuple[Paper, list[ThemeScore]]] = {}
     for paper, scores in candidates:
-        if not paper.arxiv_id or paper.arxiv_id in sent:
-            continue
         hits = [s for s in scores if s.matched and s.theme in themes]
-        if hits:
+        if paper.arxiv_id and hits:
             merged.setdefault(paper.arxiv_id, (paper, []))[1].extend(hits)
-    items = [_item(paper, hits, themes) for paper, hits in merged.values()]
-    return sorted(items, key=lambda i: (-i.score, _desc(i.paper.announced), i.paper.arxiv_id or ""))
+    items = sorted((_item(paper, hits, themes) for paper, hits in merged.values()), key=lambda i: i.paper.arxiv_id or "")
+    items.sort(key=lambda i: i.paper.announced or "", reverse=True)
+    items.sort(key=lambda i: i.score, reverse=True)
+    return items
+
+
+def drop_sent(items: Sequence[DigestItem], sent: Mapping[str, int | None]) -> list[DigestItem]:
+    """Return the items whose paper this channel was never sent (by versionless arXiv id)."""
+    if not sent:
+        return list(items)
+    return [item for item in items if item.paper.arxiv_id not in sent]
+
+
+def take_unsent(
+    items: Sequence[DigestItem], ids: frozenset[str], sent: Mapping[str, int | None], limit: int
+) -> tuple[list[DigestItem], int]:
+    """Return the best `limit` unsent items and how many unsent there are; `ids` are the items' arXiv ids."""
+    chosen: list[DigestItem] = []
+    for item in items:
+        if len(chosen) == limit:
+            break
+        if item.paper.arxiv_id not in sent:
+            chosen.append(item)
+    return chosen, len(items) - sum(1 for arxiv_id in sent if arxiv_id in ids)
 
 
 def _item(paper: Paper, hits: list[ThemeScore], themes: Sequence[str]) -> DigestItem:
@@ -108,11 +133,6 @@ def _item(paper: Paper, hits: list[ThemeScore], themes: Sequence[str]) -> Digest
     names = tuple(t for t in themes if any(s.theme == t for s in hits))
     terms = tuple(dict.fromkeys(term for s in sorted(hits, key=lambda s: -s.score) for term in s.terms))
     return DigestItem(paper=paper, themes=names, score=best.score, why=best.why[:3], terms=terms[:6])
-
-
-def _desc(text: str | None) -> str:
-    """Sort key that orders ISO dates newest first."""
-    return "".join(chr(0x10FFFF - ord(c)) for c in text or "")
 
 
 def select_updated(
@@ -164,15 +184,34 @@ def pick_classic(rotation: Sequence[Paper], shown: Mapping[int, str]) -> Paper |
 
 def nearest_papers(target: Paper, candidates: Sequence[Paper], k: int = SINCE_THEN_MAX) -> list[Paper]:
     """Return up to `k` candidates most similar to `target` (TF-IDF cosine over title + abstract)."""
-    pool = [p for p in candidates if p.id != target.id or p.id is None]
-    if not pool:
-        return []
-    docs = [_terms(target)] + [_terms(p) for p in pool]
-    df = Counter(term for doc in docs for term in set(doc))
-    vectors = [_tfidf(doc, df, len(docs)) for doc in docs]
-    scored = [(_cosine(vectors[0], vec), index) for index, vec in enumerate(vectors[1:])]
-    best = sorted((pair for pair in scored if pair[0] >= SINCE_THEN_MIN_SIMILARITY), key=lambda p: (-p[0], p[1]))
-    return [pool[index] for _, index in best[:k]]
+    return TermIndex(candidates).nearest(target, k)
+
+
+class TermIndex:
+    """TF-IDF vectors of a set of papers, for "since then" pointers; built once, queried per classic."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.papers = list(papers)
+        docs = [_terms(p) for p in self.papers]
+        self.df = Counter(term for doc in docs for term in doc)
+        self.postings: dict[str, list[tuple[int, float]]] = {}
+        for index, doc in enumerate(docs):
+            for term, weight in _normalise(self._weights(doc)).items():
+                self.postings.setdefault(term, []).append((index, weight))
+
+    def _weights(self, doc: Counter[str]) -> dict[str, float]:
+        n = len(self.papers) + 1
+        return {t: (1 + math.log(c)) * math.log((1 + n) / (1 + self.df[t] + (t in doc))) for t, c in doc.items()}
+
+    def nearest(self, target: Paper, k: int = SINCE_THEN_MAX) -> list[Paper]:
+        """Return up to `k` indexed papers most similar to `target`, best first, never `target` itself."""
+        totals: Counter[int] = Counter()
+        for term, weight in _normalise(self._weights(_terms(target))).items():
+            for index, other in self.postings.get(term, ()):
+                totals[index] += weight * other
+        ranked = sorted((-score, index) for index, score in totals.items() if score >= SINCE_THEN_MIN_SIMILARITY)
+        found = [self.papers[index] for _, index in ranked if target.id is None or self.papers[index].id != target.id]
+        return found[:k]
 
 
 def _terms(paper: Paper) -> Counter[str]:
@@ -180,14 +219,9 @@ def _terms(paper: Paper) -> Counter[str]:
     return Counter(w for w in _WORD.findall(text) if w not in _STOPWORDS)
 
 
-def _tfidf(doc: Counter[str], df: Counter[str], n: int) -> dict[str, float]:
-    return {term: (1 + math.log(count)) * math.log((1 + n) / (1 + df[term])) for term, count in doc.items()}
-
-
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    dot = sum(weight * b.get(term, 0.0) for term, weight in a.items())
-    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
-    return dot / norm if norm else 0.0
+def _normalise(vector: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in vector.values()))
+    return {t: w / norm for t, w in vector.items()} if norm else {}
 
 
 def summarize_coverage(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from digests import catalog, channels
-from digests.build import build_digest, build_digests, digest_to_dict
+from digests.build import BULK_FROM, build_digest, build_digests, digest_to_dict
 from digests.errors import ChannelError
 from digests.fetch import record_run
 from digests.models import FetchRun, Paper, Theme, ThemeScore
@@ -165,13 +165,20 @@ def test_paused_and_unknown_channels_raise(core, fixed_now):
         build_digest(core, "console:nobody", fixed_now)
 
 
-def test_build_digests_matches_one_by_one(core, fixed_now):
-    keys = ["console:a", "console:b", KEY]
-    for key in keys:
-        channels.subscribe(core, key, ["rlhf"])
+@pytest.mark.parametrize("count", [3, BULK_FROM])
+def test_build_digests_matches_one_by_one(core, fixed_now, count):
+    keys = [KEY] + [f"console:c{i}" for i in range(count - 1)]
+    for n, key in enumerate(keys):
+        channels.subscribe(core, key, ["rlhf", "oversight"] if n % 2 else ["rlhf"])
     add_arxiv(core, "2611.00050", "2026-11-24", {"rlhf": 0.9})
+    add_arxiv(core, "2611.00051", "2026-11-24", {"oversight": 0.8})
+    add_seed(core, "Deep reinforcement learning from human preferences", ("rlhf",))
+    mark_sent(core, "2611.00050")
+    add_delivery(core, "2026-W47", "2026-11-23T09:00:00+00:00")
     add_run(core, "2026-11-25T01:00:00+00:00")
-    assert build_digests(core, keys, fixed_now) == [build_digest(core, k, fixed_now) for k in keys]
+    together = build_digests(core, keys, fixed_now)
+    assert together == [build_digest(core, k, fixed_now) for k in keys]
+    assert together[0].items == () and together[1].items[0].paper.arxiv_id == "2611.00050"
 
 
 def test_digest_to_dict_is_json(core, fixed_now):

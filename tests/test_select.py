@@ -230,3 +230,11 @@ def test_scheduled_for_agrees_with_the_scheduler(tz, now, weekday):
 
     schedule = Schedule(weekday, "02:30", tz)
     assert select.scheduled_for(schedule, now) == previous_digest_run(schedule, now)
+
+
+def test_take_unsent_caps_and_counts():
+    items = select.rank_candidates([(paper(f"2611.0000{i}", i), [score("rlhf", i / 10)]) for i in range(1, 8)], ("rlhf",))
+    ids = frozenset(i.paper.arxiv_id for i in items)
+    chosen, found = select.take_unsent(items, ids, {"2611.00007": 1, "2611.00005": 1, "2401.00001": 2}, limit=3)
+    assert [i.paper.arxiv_id for i in chosen] == ["2611.00006", "2611.00004", "2611.00003"]
+    assert found == 5
