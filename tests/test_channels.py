@@ -254,9 +254,20 @@ def test_created_at_parses(core):
 
 
 def test_changes_refresh_a_running_scheduler(core):
-    refreshed = []
-    core.cache["schedule_refresh"] = lambda: refreshed.append(1)  # what schedule.register_jobs stores
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from digests.schedule import register_jobs
+
+    async def job(*args):
+        return None
+
+    scheduler = AsyncIOScheduler()  # never started: jobs stay pending, nothing runs
+    register_jobs(scheduler, core, on_fetch=job, on_digest=job)
+
+    def digest_jobs():
+        return sorted(j.id for j in scheduler.get_jobs() if j.id.startswith("digest:"))
+
     channels.subscribe(core, "console:a", "rlhf")
-    channels.set_schedule(core, "console:a", "tue")
+    assert digest_jobs() == ["digest:console:a"]
     channels.unsubscribe(core, "console:a")
-    assert len(refreshed) == 3
+    assert digest_jobs() == []
