@@ -178,13 +178,8 @@ def _render(digest: Any, fmt: str) -> Any:
     return render_text(digest)
 
 
-# `digest send` and `status` live with delivery (bot/cli_run.py); attach them while that module is being written.
-try:
-    import bot.cli_run as _cli_run
-except ModuleNotFoundError as exc:
-    if exc.name != "bot.cli_run":
-        raise
-    _cli_run = None
-if _cli_run is not None and hasattr(_cli_run, "send"):
-    digest_group.add_command(_cli_run.send)
-status = getattr(_cli_run, "status", None)
+# `digest send` and `status` live with delivery (bot/cli_run.py); bot/cli.py finds `status` here.
+from .cli_run import send, status  # noqa: E402
+
+digest_group.add_command(send)
+__all__ = ["channels", "digest_group", "status", "subscribe", "unsubscribe"]

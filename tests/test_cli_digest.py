@@ -138,3 +138,8 @@ def test_help_has_example(name):
 
 def test_preview_help_has_example():
     assert "Example:" in invoke("digest", "preview", "--help").output
+
+
+def test_digest_group_has_send_and_status_is_reachable():
+    assert "send" in invoke("digest", "--help").output
+    assert invoke("status", "--help").exit_code == 0
