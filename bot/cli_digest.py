@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -155,13 +155,11 @@ def preview(channel: str, fmt: str, now_text: str | None, as_json: bool) -> None
 
 
 def _parse_now(text: str) -> datetime:
-    from datetime import timezone
-
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO time such as 2026-11-30T09:00+00:00", param_hint="--now")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _render(digest: Any, fmt: str) -> Any:
@@ -179,7 +177,7 @@ def _render(digest: Any, fmt: str) -> Any:
 
 
 # `digest send` and `status` live with delivery (bot/cli_run.py); bot/cli.py finds `status` here.
-from .cli_run import send, status  # noqa: E402
+from .cli_run import send, status
 
 digest_group.add_command(send)
 __all__ = ["channels", "digest_group", "status", "subscribe", "unsubscribe"]

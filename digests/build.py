@@ -7,9 +7,10 @@ seed paper (id), which is all the ledger needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import catalog, select
 from .channels import list_channels, require_channel
@@ -27,12 +28,12 @@ BULK_FROM = 50
 """From this many channels on, `build_digests` reads channel rows and history in a few whole-table queries."""
 
 
-def build_digest(core: "Core", channel_key: str, now: datetime) -> Digest:
+def build_digest(core: Core, channel_key: str, now: datetime) -> Digest:
     """Return the digest `channel_key` gets for the slot due at `now`; raise ChannelError if unknown or paused."""
     return _Builder(core, now, _History(core)).build(require_channel(core, channel_key))
 
 
-def build_digests(core: "Core", channel_keys: Iterable[str], now: datetime) -> list[Digest]:
+def build_digests(core: Core, channel_keys: Iterable[str], now: datetime) -> list[Digest]:
     """Return the digests of many channels, sharing catalog lookups between channels with the same themes."""
     keys = list(channel_keys)
     history = _BulkHistory(core) if len(keys) >= BULK_FROM else _History(core)
@@ -48,10 +49,10 @@ def digest_id(channel_key: str, week: str) -> str:
 class _Builder:
     """Builds digests at one `now`, memoising lookups that do not depend on the channel."""
 
-    def __init__(self, core: "Core", now: datetime, history: "_History") -> None:
+    def __init__(self, core: Core, now: datetime, history: _History) -> None:
         self.core = core
         self.history = history
-        self.now = now.astimezone(timezone.utc)
+        self.now = now.astimezone(UTC)
         self.memo: dict[tuple[Any, ...], Any] = {}
 
     def _cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -129,7 +130,7 @@ class _Builder:
 class _History:
     """What the ledger recorded for a channel, read one channel at a time."""
 
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
     def channel(self, key: str) -> Channel:
@@ -148,7 +149,7 @@ class _History:
 class _BulkHistory(_History):
     """The same answers from whole-table reads, for building thousands of digests at once."""
 
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         super().__init__(core)
         self.channels = {c.key: c for c in list_channels(core)}
         self.posted: dict[str, list[tuple[str, str]]] = {}
@@ -177,7 +178,7 @@ class _BulkHistory(_History):
         return self.shown_rows.get(key, {})
 
 
-def previous_digest_time(core: "Core", channel_key: str, this_digest: str) -> datetime | None:
+def previous_digest_time(core: Core, channel_key: str, this_digest: str) -> datetime | None:
     """Return when the channel's latest digest other than `this_digest` was posted (delivery ledger), or None."""
     row = core.db.execute(
         "SELECT max(posted_at) FROM deliveries WHERE channel = ? AND digest_id != ? AND posted_at IS NOT NULL",
@@ -186,13 +187,13 @@ def previous_digest_time(core: "Core", channel_key: str, this_digest: str) -> da
     return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
-def sent_versions(core: "Core", channel_key: str) -> dict[str, int | None]:
+def sent_versions(core: Core, channel_key: str) -> dict[str, int | None]:
     """Return {versionless arXiv id: version sent} for every paper this channel was sent."""
     rows = core.db.execute("SELECT arxiv_id, version FROM sent_papers WHERE channel = ?", [channel_key])
     return {arxiv_id: version for arxiv_id, version in rows}
 
 
-def classics_shown(core: "Core", channel_key: str) -> dict[int, str]:
+def classics_shown(core: Core, channel_key: str) -> dict[int, str]:
     """Return {seed paper id: when last shown} for this channel's classics."""
     rows = core.db.execute("SELECT paper_id, shown_at FROM classics_shown WHERE channel = ?", [channel_key])
     return {paper_id: shown_at for paper_id, shown_at in rows}

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ChannelError, ConfigError, UnknownThemeError
@@ -105,13 +106,13 @@ def weekday_name(weekday: int) -> str:
     return WEEKDAYS[weekday]
 
 
-def get_channel(core: "Core", key: str) -> Channel | None:
+def get_channel(core: Core, key: str) -> Channel | None:
     """Return the channel stored under `key`, or None if it was never subscribed."""
     rows = list(core.db.query("select * from channels where key = ?", [key]))
     return _row_to_channel(rows[0]) if rows else None
 
 
-def require_channel(core: "Core", key: str) -> Channel:
+def require_channel(core: Core, key: str) -> Channel:
     """Return the channel under `key`; raise ChannelError naming the subscribe command otherwise."""
     parse_channel_key(key)
     channel = get_channel(core, key)
@@ -123,13 +124,13 @@ def require_channel(core: "Core", key: str) -> Channel:
     return channel
 
 
-def list_channels(core: "Core") -> list[Channel]:
+def list_channels(core: Core) -> list[Channel]:
     """Return every stored channel, paused and broken ones included, ordered by key."""
     return [_row_to_channel(row) for row in core.db.query("select * from channels order by key")]
 
 
 def subscribe(
-    core: "Core", key: str, themes: str | Iterable[str], *, tz: str | None = None, by: str | None = None
+    core: Core, key: str, themes: str | Iterable[str], *, tz: str | None = None, by: str | None = None
 ) -> Channel:
     """Subscribe `key` to one or more themes (added to any it has) and return the channel.
 
@@ -142,7 +143,7 @@ def subscribe(
     now = utcnow_iso(core.clock())
     current = get_channel(core, key)
     if current is None:
-        core.db["channels"].insert(
+        core.db.table("channels").insert(
             {"key": key, "themes_json": json.dumps(names), "tz": _override(zone, DEFAULT_SCHEDULE.tz),
              "source": _source(by), "created_at": now, "modified_at": now}
         )
@@ -157,7 +158,7 @@ def subscribe(
     return require_channel(core, key)
 
 
-def unsubscribe(core: "Core", key: str, theme: str | None = None, *, by: str | None = None) -> Channel:
+def unsubscribe(core: Core, key: str, theme: str | None = None, *, by: str | None = None) -> Channel:
     """Remove one theme (or, with None, all of them); a channel left with no theme is paused, not deleted."""
     channel = require_channel(core, key)
     if theme is None:
@@ -175,7 +176,7 @@ def unsubscribe(core: "Core", key: str, theme: str | None = None, *, by: str | N
 
 
 def set_schedule(
-    core: "Core", key: str, weekday: str | int | None = None, time: str | None = None, tz: str | None = None,
+    core: Core, key: str, weekday: str | int | None = None, time: str | None = None, tz: str | None = None,
     *, by: str | None = None,
 ) -> Channel:
     """Change when `key` gets its digest; arguments left as None keep their current value."""
@@ -190,7 +191,7 @@ def set_schedule(
 
 
 def set_size(
-    core: "Core", key: str, new: int | None = None, classic: int | None = None, *, by: str | None = None
+    core: Core, key: str, new: int | None = None, classic: int | None = None, *, by: str | None = None
 ) -> Channel:
     """Change how many new papers (1-20) and classics (0 or 1) the digest of `key` carries."""
     channel = require_channel(core, key)
@@ -200,21 +201,21 @@ def set_size(
     return require_channel(core, key)
 
 
-def mark_broken(core: "Core", key: str, reason: str) -> Channel:
+def mark_broken(core: Core, key: str, reason: str) -> Channel:
     """Mark `key` broken (bot removed, permission missing...) so deliveries skip it until cleared."""
     require_channel(core, key)
     _update(core, key, {"broken_reason": reason, "broken_at": utcnow_iso(core.clock())})
     return require_channel(core, key)
 
 
-def clear_broken(core: "Core", key: str) -> Channel:
+def clear_broken(core: Core, key: str) -> Channel:
     """Forget the broken mark of `key` so its digests are delivered again."""
     require_channel(core, key)
     _update(core, key, {"broken_reason": None, "broken_at": None})
     return require_channel(core, key)
 
 
-def apply_config_channels(core: "Core") -> list[str]:
+def apply_config_channels(core: Core) -> list[str]:
     """Apply the config file's `[[channels]]`; return the keys (re)applied.
 
     An entry is applied when its channel is new or the entry changed since it was last applied;
@@ -236,19 +237,19 @@ def apply_config_channels(core: "Core") -> list[str]:
     return applied
 
 
-def _apply_config_entry(core: "Core", values: dict[str, Any], digest: str, *, exists: bool) -> None:
+def _apply_config_entry(core: Core, values: dict[str, Any], digest: str, *, exists: bool) -> None:
     now = utcnow_iso(core.clock())
     columns = {"themes_json": json.dumps(values["themes"]), **_schedule_columns(values["schedule"]),
                **_size_columns(values["size_new"], values["size_classic"]),
                "source": "config", "config_hash": digest, "modified_at": now}
     if exists:
-        core.db["channels"].update(values["key"], columns)
+        core.db.table("channels").update(values["key"], columns)
     else:
-        core.db["channels"].insert({"key": values["key"], "created_at": now, **columns})
+        core.db.table("channels").insert({"key": values["key"], "created_at": now, **columns})
     _changed(core)
 
 
-def _config_values(core: "Core", index: int, entry: Any) -> dict[str, Any]:
+def _config_values(core: Core, index: int, entry: Any) -> dict[str, Any]:
     where = f"[[channels]] entry {index}"
     if not isinstance(entry, Mapping) or "key" not in entry:
         raise ConfigError(f"{where} in the config file needs a key = \"slack:<team>:<channel>\" (or discord:/console:)",
@@ -271,7 +272,7 @@ def _config_values(core: "Core", index: int, entry: Any) -> dict[str, Any]:
     return {"key": key, "themes": names, "schedule": schedule, "size_new": size_new, "size_classic": size_classic}
 
 
-def _theme_names(core: "Core", names: list[str]) -> list[str]:
+def _theme_names(core: Core, names: list[str]) -> list[str]:
     cleaned = [n.strip().lower() for n in names if n and n.strip()]
     if not cleaned:
         known = ", ".join(core.theme_names) or "none configured"
@@ -312,13 +313,13 @@ def _source(by: str | None) -> str:
     return "cli" if by == "cli" else "chat"
 
 
-def _update(core: "Core", key: str, changes: dict[str, Any]) -> None:
+def _update(core: Core, key: str, changes: dict[str, Any]) -> None:
     changes = {**changes, "modified_at": utcnow_iso(core.clock())}
-    core.db["channels"].update(key, changes)
+    core.db.table("channels").update(key, changes)
     _changed(core)
 
 
-def _changed(core: "Core") -> None:
+def _changed(core: Core) -> None:
     """Let a running scheduler re-derive its digest jobs (a no-op when none runs in this process)."""
     from .schedule import notify_channels_changed
 

@@ -8,12 +8,23 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .models import Channel, Coverage, DigestItem, DigestStatus, FetchRun, Paper, Schedule, Theme, ThemeScore, UpdatedItem
+from .models import (
+    Channel,
+    Coverage,
+    DigestItem,
+    DigestStatus,
+    FetchRun,
+    Paper,
+    Schedule,
+    Theme,
+    ThemeScore,
+    UpdatedItem,
+)
 
 STALE_AFTER = timedelta(days=4, hours=12)
 """A fetch older than this is stale. arXiv announces Sunday-Thursday at 20:00 US Eastern, so the longest
@@ -21,10 +32,11 @@ healthy gap is Thursday evening to Sunday evening (72 h), or 96 h around a holid
 SINCE_THEN_MAX = 3
 SINCE_THEN_MIN_SIMILARITY = 0.05
 _WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
-_STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "the and for with that this from are our its their these those which into over than then when where while "
-    "also can may such using use used based via show shows we paper approach method methods results new".split()
+    "also can may such using use used based via show shows we paper approach method methods results new"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ def scheduled_for(schedule: Schedule, now: datetime) -> datetime:
 
 def _wall_time(day: date, at: time, zone: ZoneInfo) -> datetime:
     # Same rule as schedule.py: a wall time skipped by spring-forward moves on by the gap; a repeated one is the first.
-    return datetime.combine(day, at, tzinfo=zone).astimezone(timezone.utc).astimezone(zone)
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
 
 
 def iso_week(day: date) -> str:
@@ -79,10 +91,10 @@ def digest_window(channel: Channel, now: datetime, previous: datetime | None, sl
     digest, in the seven days before its slot; never before the week the subscription started in.
     """
     slot = slot or scheduled_for(channel.schedule, now)
-    since = previous.astimezone(timezone.utc).date() if previous else slot.date() - timedelta(days=7)
+    since = previous.astimezone(UTC).date() if previous else slot.date() - timedelta(days=7)
     if channel.created_at:
         since = max(since, week_start(datetime.fromisoformat(channel.created_at), channel.schedule.tz))
-    until = now.astimezone(timezone.utc).date() + timedelta(days=1)
+    until = now.astimezone(UTC).date() + timedelta(days=1)
     return Window(scheduled=slot, week=iso_week(slot.date()), since=since, until=max(until, since))
 
 
@@ -142,7 +154,7 @@ def select_updated(
     updates = [
         UpdatedItem(paper=paper, version=version)
         for paper, version in revisions
-        if paper.arxiv_id in sent and version > (sent[paper.arxiv_id] or 1)
+        if paper.arxiv_id in sent and version > (sent.get(paper.arxiv_id or "") or 1)
     ]
     return sorted(updates, key=lambda u: u.paper.arxiv_id or "")[:limit]
 
@@ -200,15 +212,15 @@ class TermIndex:
                 self.postings.setdefault(term, []).append((index, weight))
 
     def _weights(self, doc: Counter[str]) -> dict[str, float]:
-        n = len(self.papers) + 1
-        return {t: (1 + math.log(c)) * math.log((1 + n) / (1 + self.df[t] + (t in doc))) for t, c in doc.items()}
+        n = len(self.papers)
+        return {t: (1 + math.log(c)) * math.log((1 + n) / (1 + self.df[t])) for t, c in doc.items()}
 
     def nearest(self, target: Paper, k: int = SINCE_THEN_MAX) -> list[Paper]:
         """Return up to `k` indexed papers most similar to `target`, best first, never `target` itself."""
-        totals: Counter[int] = Counter()
+        totals: dict[int, float] = {}
         for term, weight in _normalise(self._weights(_terms(target))).items():
             for index, other in self.postings.get(term, ()):
-                totals[index] += weight * other
+                totals[index] = totals.get(index, 0.0) + weight * other
         ranked = sorted((-score, index) for index, score in totals.items() if score >= SINCE_THEN_MIN_SIMILARITY)
         found = [self.papers[index] for _, index in ranked if target.id is None or self.papers[index].id != target.id]
         return found[:k]
@@ -312,7 +324,7 @@ def join_words(words: Sequence[str], conjunction: str) -> str:
 
 def _date(text: str) -> date:
     value = datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00+00:00")
-    return value.astimezone(timezone.utc).date() if value.tzinfo else value.date()
+    return value.astimezone(UTC).date() if value.tzinfo else value.date()
 
 
 def _day(day: date) -> str:
@@ -330,7 +342,7 @@ def _span(start: date, end: date) -> str:
 
 def _when(moment: datetime, now: datetime, preposition: str = "since") -> str:
     """Return `since Tuesday` within the last six days, else `since Nov 10`."""
-    day = moment.astimezone(timezone.utc).date()
-    if 0 <= (now.astimezone(timezone.utc).date() - day).days < 6:
+    day = moment.astimezone(UTC).date()
+    if 0 <= (now.astimezone(UTC).date() - day).days < 6:
         return f"{preposition} {day:%A}"
     return f"{preposition} {_day(day)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -89,7 +89,7 @@ def test_new_subscription_starts_from_current_week(core, fixed_now):
 
 
 def test_window_since_previous_digest(core, fixed_now):
-    core.clock = lambda: datetime(2026, 10, 1, tzinfo=timezone.utc)
+    core.clock = lambda: datetime(2026, 10, 1, tzinfo=UTC)
     channels.subscribe(core, KEY, "rlhf")
     add_delivery(core, "2026-W46", "2026-11-09T09:00:00+00:00")
     add_arxiv(core, "2611.00012", "2026-11-08", {"rlhf": 0.9})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -250,7 +250,7 @@ def test_channel_errors_round_trip_pickle():
 
 def test_created_at_parses(core):
     channel = channels.subscribe(core, "console:a", "rlhf")
-    assert channels.subscribed_since(channel) == datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    assert channels.subscribed_since(channel) == datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def test_changes_refresh_a_running_scheduler(core):

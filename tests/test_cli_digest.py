@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -26,7 +26,7 @@ def arxiv_week():
     from digests.service import open_core
 
     core = open_core()
-    now = datetime(2026, 11, 24, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 1, tzinfo=UTC)
     stored = catalog.upsert_arxiv_papers(core, [Paper(title="Reward hacking in <!channel> RLHF", arxiv_id="2611.01234",
                                                       version=1, origin="arxiv", announced="2026-11-24",
                                                       authors=("A. Author",))], now).new[0]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from digests import select
 from digests.models import Channel, FetchRun, Paper, Schedule, Theme, ThemeScore
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)  # Wednesday of 2026-W48
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # Wednesday of 2026-W48
 RLHF = Theme(name="rlhf", label="RLHF", description="", exemplars=("Deep reinforcement learning from human",))
 OVERSIGHT = Theme(name="oversight", label="Oversight", description="")
 
@@ -29,7 +29,7 @@ def run(started: str, outcome: str = "ok", start: str = "2026-11-18", end: str |
 
 
 def window(since: str = "2026-11-23", until: str = "2026-11-26") -> select.Window:
-    return select.Window(scheduled=datetime(2026, 11, 23, 9, tzinfo=timezone.utc), week="2026-W48",
+    return select.Window(scheduled=datetime(2026, 11, 23, 9, tzinfo=UTC), week="2026-W48",
                          since=date.fromisoformat(since), until=date.fromisoformat(until))
 
 
@@ -46,14 +46,14 @@ def test_scheduled_for_is_latest_slot_at_or_before_now():
 
 def test_digest_week_uses_the_channel_zone():
     # Monday 09:00 in Auckland is Sunday 20:00 UTC: the slot belongs to the Auckland Monday's week.
-    now = datetime(2026, 11, 29, 20, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, 20, 30, tzinfo=UTC)
     assert select.digest_week(Schedule(0, "09:00", "Pacific/Auckland"), now) == "2026-W49"
     assert select.digest_week(Schedule(0, "09:00", "UTC"), now) == "2026-W48"
 
 
 def test_scheduled_for_across_dst_end_keeps_local_time():
     # America/New_York leaves DST on 2026-11-01; the slot stays at 09:00 local.
-    now = datetime(2026, 11, 2, 15, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
     slot = select.scheduled_for(Schedule(0, "09:00", "America/New_York"), now)
     assert (slot.hour, slot.utcoffset().total_seconds() / 3600) == (9, -5)
 
@@ -68,7 +68,7 @@ def test_new_subscription_window_starts_in_its_own_week():
 
 def test_window_runs_since_previous_digest():
     channel = Channel(key="console:a", themes=("rlhf",), created_at="2026-01-05T10:00:00+00:00")
-    previous = datetime(2026, 11, 9, 9, 0, tzinfo=timezone.utc)
+    previous = datetime(2026, 11, 9, 9, 0, tzinfo=UTC)
     assert select.digest_window(channel, NOW, previous).since == date(2026, 11, 9)
 
 
@@ -220,9 +220,9 @@ def test_empty_note_only_where_the_coverage_line_does_not_say_it():
 
 
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Europe/Berlin", "Pacific/Auckland"])
-@pytest.mark.parametrize("now", [datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc),   # US spring-forward day
-                                 datetime(2026, 3, 29, 0, 59, tzinfo=timezone.utc),  # EU spring-forward day
-                                 datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc),  # US fall-back day
+@pytest.mark.parametrize("now", [datetime(2026, 3, 8, 7, 30, tzinfo=UTC),   # US spring-forward day
+                                 datetime(2026, 3, 29, 0, 59, tzinfo=UTC),  # EU spring-forward day
+                                 datetime(2026, 11, 1, 6, 30, tzinfo=UTC),  # US fall-back day
                                  NOW])
 @pytest.mark.parametrize("weekday", [0, 6])
 def test_scheduled_for_agrees_with_the_scheduler(tz, now, weekday):
