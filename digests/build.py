@@ -79,9 +79,10 @@ class _Builder:
         revisions = self._cached(("revisions", since), lambda: catalog.revisions_since(self.core, since))
         updated = tuple(select.select_updated(revisions, sent, channel.size_new))
         labels = [self._theme(name).label for name in channel.themes]
-        coverage = self._cached(("coverage", since, until, tuple(labels), found),
-                                lambda: select.summarize_coverage(self._runs(window), window, self.now, labels, found))
-        title = f"{select.join_words(labels, '&')} papers: week of {window.scheduled:%b} {window.scheduled.day}"
+        coverage = self._cached(("coverage", since, until, tuple(labels), found, len(items)),
+                                lambda: select.summarize_coverage(self._runs(window), window, self.now, labels, found,
+                                                                  len(items)))
+        title = f"Week of {window.scheduled:%b} {window.scheduled.day}: {select.join_labels(labels)}"
         return Digest(
             id=digest_id(channel.key, week),
             channel=channel.key,

@@ -237,9 +237,12 @@ def _normalise(vector: dict[str, float]) -> dict[str, float]:
 
 
 def summarize_coverage(
-    runs: Sequence[FetchRun], window: Window, now: datetime, labels: Sequence[str], found: int
+    runs: Sequence[FetchRun], window: Window, now: datetime, labels: Sequence[str], found: int, shown: int | None = None
 ) -> Coverage:
-    """Return the coverage line: what was scanned, or that the fetch failed, went stale or never ran."""
+    """Return the coverage line: what was scanned, or that the fetch failed, went stale or never ran.
+
+    `found` is how many new papers matched, `shown` how many the digest lists (default: all of them).
+    """
     last_day = window.until - timedelta(days=1)
     if not runs:
         return Coverage("none", f"No arXiv fetch has run since {_day(window.since)}, so this digest has no new "
@@ -257,10 +260,12 @@ def summarize_coverage(
     scanned, categories = _scanned(good)
     source = f"{scanned:,} {categories + ' ' if categories else ''}papers from arXiv, {span}"
     if found == 0:
-        text = f"No new papers in {join_words(labels, 'or')} this week; scanned {source}."
+        text = f"No new papers in {join_labels(labels)} this week; scanned {source}."
         return Coverage("empty", text, window.since.isoformat(), covered_to.isoformat(), scanned)
     matched = f"{found} new {'paper' if found == 1 else 'papers'}"
-    return Coverage("ok", f"{matched} in {join_words(labels, 'and')}; scanned {source}.",
+    if shown is not None and shown < found:
+        matched = f"The best {shown} of {matched}"
+    return Coverage("ok", f"{matched} in {join_labels(labels)}; scanned {source}.",
                     window.since.isoformat(), covered_to.isoformat(), scanned)
 
 
@@ -288,7 +293,7 @@ def empty_note(coverage: Coverage, items: Sequence[DigestItem], labels: Sequence
     """Return the "no new papers" sentence, or None when there are items or the coverage line says it already."""
     if items or coverage.status in ("empty", "failed", "none"):
         return None
-    return f"No new papers in {join_words(labels, 'or')} in the days covered."
+    return f"No new papers in {join_labels(labels)} in the days covered."
 
 
 def _counted_runs(good: Sequence[FetchRun]) -> list[FetchRun]:
@@ -314,12 +319,9 @@ def _scanned_total(good: Sequence[FetchRun]) -> int:
     return _scanned(good)[0]
 
 
-def join_words(words: Sequence[str], conjunction: str) -> str:
-    """Return `a`, `a and b`, `a, b and c` (or with `or`)."""
-    words = list(words)
-    if len(words) <= 1:
-        return "".join(words)
-    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+def join_labels(labels: Sequence[str]) -> str:
+    """Return theme labels as one phrase; commas, since labels themselves contain "and"."""
+    return ", ".join(labels)
 
 
 def _date(text: str) -> date:

@@ -75,9 +75,9 @@ def test_digest_items_ranked_multi_theme_once_and_capped(core, fixed_now):
     assert (digest.id, digest.week, digest.status) == (f"{KEY}|2026-W48", "2026-W48", "ok")
     assert [(i.paper.arxiv_id, i.themes) for i in digest.items] == [
         ("2611.00002", ("rlhf", "oversight")), ("2611.00003", ("oversight",))]
-    assert digest.title == "RLHF & Oversight papers: week of Nov 23"
+    assert digest.title == "Week of Nov 23: RLHF, Oversight"
     assert digest.coverage.text == (
-        "3 new papers in RLHF and Oversight; scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 23-25.")
+        "The best 2 of 3 new papers in RLHF, Oversight; scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 23-25.")
 
 
 def test_new_subscription_starts_from_current_week(core, fixed_now):

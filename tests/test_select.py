@@ -170,7 +170,9 @@ def test_coverage_ok_counts_overlapping_runs_once():
             run("2026-11-25T01:00:00+00:00", start="2026-11-18", scanned={"cs.CL": 1200})]
     cov = select.summarize_coverage(runs, window(), NOW, ["RLHF", "Oversight"], found=3)
     assert cov.status == "ok"
-    assert cov.text == "3 new papers in RLHF and Oversight; scanned 1,200 cs.CL papers from arXiv, Nov 23-25."
+    assert cov.text == "3 new papers in RLHF, Oversight; scanned 1,200 cs.CL papers from arXiv, Nov 23-25."
+    capped = select.summarize_coverage(runs, window(), NOW, ["RLHF"], found=12, shown=5)
+    assert capped.text.startswith("The best 5 of 12 new papers in RLHF; scanned 1,200")
 
 
 def test_coverage_failed_fetch_said_as_such():
