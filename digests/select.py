@@ -174,14 +174,20 @@ def order_classics(seeds: Iterable[Paper], themes: Sequence[Theme]) -> list[Pape
 
 
 def _theme_seeds(seeds: list[Paper], theme: Theme) -> list[Paper]:
-    exemplars = [e.lower() for e in theme.exemplars]
+    """Return the theme's seed papers: exemplars first in the theme's order (even if untagged), then tagged ones."""
+    exemplars = [_fold(e) for e in theme.exemplars if e.strip()]
 
-    def is_exemplar(paper: Paper) -> bool:
-        title = (paper.title or "").lower()
-        return any(title.startswith(e) for e in exemplars)
+    def exemplar_rank(paper: Paper) -> int:
+        title, opening = _fold(paper.title or ""), _fold((paper.abstract or "")[:400])
+        hits = [n for n, e in enumerate(exemplars) if (title and title.startswith(e)) or opening.startswith(e)]
+        return min(hits, default=len(exemplars))
 
-    tagged = [p for p in seeds if theme.name in p.themes]
-    return sorted(tagged, key=lambda p: (not is_exemplar(p), p.id or 0))
+    ranked = sorted(((exemplar_rank(p), p.id or 0, p) for p in seeds), key=lambda r: r[:2])
+    return [p for rank, _, p in ranked if rank < len(exemplars) or theme.name in p.themes]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def pick_classic(rotation: Sequence[Paper], shown: Mapping[int, str]) -> Paper | None:

@@ -240,3 +240,13 @@ def test_take_unsent_caps_and_counts():
     chosen, found = select.take_unsent(items, ids, {"2611.00007": 1, "2611.00005": 1, "2401.00001": 2}, limit=3)
     assert [i.paper.arxiv_id for i in chosen] == ["2611.00006", "2611.00004", "2611.00003"]
     assert found == 5
+
+
+def test_order_classics_includes_untagged_exemplars_by_title_or_opening_words():
+    theme = Theme(name="rlhf", label="RLHF", description="",
+                  exemplars=("We apply preference modeling", "Learning to summarize"))
+    seeds = [paper("a", 1, title="Tagged", origin="seed", themes=("rlhf",)),
+             paper("b", 2, title="learning  to Summarize from human feedback", origin="seed"),
+             Paper(title=None, abstract="We apply preference modeling and RLHF ...", id=3, origin="seed"),
+             paper("d", 4, title="Other", origin="seed")]
+    assert [p.id for p in select.order_classics(seeds, [theme])] == [3, 2, 1]
