@@ -181,6 +181,7 @@ class DiscordPoster:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 15.0,
+        pace: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         from discord import __version__ as discord_version
 
@@ -197,6 +198,8 @@ class DiscordPoster:
         self.invalid = InvalidRequestBudget(clock)
         self.global_until = 0.0
         self.route_until: dict[str, float] = {}
+        self.pace = pace
+        """Awaited before each follow-up message (the delivery pacer); the main message is paced by the caller."""
         self.disabled: str | None = None
         """Set after a 401: the token is wrong, so every later post fails at once without a request."""
 
@@ -225,6 +228,8 @@ class DiscordPoster:
                 ) from None
         message_ids = []
         for part, message in enumerate(messages):
+            if part and self.pace is not None:
+                await self.pace(channel_key)
             body = self._body(message, digest_id, part)
             data = await self._send(channel_key, "POST", f"channels/{channel_id}/messages", json=body)
             message_ids.append(str(data["id"]))
@@ -388,4 +393,6 @@ def make_discord_poster(core: "Core") -> DiscordPoster:
             "DISCORD_TOKEN is not set; export your bot token (Developer Portal > Bot > Reset Token) to post to Discord",
             variable="DISCORD_TOKEN",
         )
-    return DiscordPoster(token, core.settings.discord_api_url)
+    from bot.posting import rate_limiter
+
+    return DiscordPoster(token, core.settings.discord_api_url, pace=rate_limiter(core, "discord").acquire)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.discord_poster import (
@@ -265,3 +267,53 @@ def test_make_poster_without_token_names_the_variable(fresh_core):
     with pytest.raises(ConfigError) as info:
         make_discord_poster(fresh_core)
     assert "DISCORD_TOKEN" in str(info.value)
+
+
+def big_digest(n_items: int = 14):
+    from digests.models import Coverage, Digest, DigestItem, Paper
+
+    items = tuple(
+        DigestItem(
+            Paper(title=f"Paper {i} about **reward** models @everyone " + "\u6f22" * 200, abstract="word " * 12_000,
+                  authors=("A. Author", "B. Writer", "C. Third", "D. Fourth"), arxiv_id=f"2611.{i:05d}", version=1),
+            themes=("rlhf",), score=0.9, why=("Training language models to follow instructions with human feedback",),
+        )
+        for i in range(n_items)
+    )
+    coverage = Coverage("ok", "Scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 16-22.")
+    return Digest(id=DIGEST_ID, channel=CHANNEL, week="2026-W48", title="RLHF digest, week of Nov 23", themes=("rlhf",),
+                  items=items, coverage=coverage, generated_at="2026-11-25T12:00:00+00:00")
+
+
+async def test_post_digest_renders_within_limits_with_follow_ups(api):
+    paced: list[str] = []
+
+    async def pace(channel_key: str) -> None:
+        paced.append(channel_key)
+
+    poster = DiscordPoster("good-token", api.base_url, pace=pace)
+    digest = big_digest()
+    ref = await poster.post(CHANNEL, digest)
+    found = await poster.find_posted(CHANNEL, digest.id)
+    await poster.aclose()
+    bodies = [r.body for r in posts(api)]
+    assert len(bodies) >= 2 and paced == [CHANNEL] * (len(bodies) - 1)
+    assert ref == found == api.messages[CHANNEL_ID][0]["id"]
+    for body in bodies:
+        validate_message(body)
+        assert body["allowed_mentions"] == {"parse": []} and body["enforce_nonce"] is True
+        assert "@everyone" not in json.dumps(body, ensure_ascii=False)
+    assert len({b["nonce"] for b in bodies}) == len(bodies)
+    assert "Scanned 1,204" in bodies[0]["embeds"][-1]["footer"]["text"]
+
+
+async def test_make_poster_uses_settings_and_the_delivery_pacer(api, fresh_core):
+    import dataclasses
+
+    settings = dataclasses.replace(fresh_core.settings, discord_token="good-token", discord_api_url=api.base_url)
+    poster = make_discord_poster(dataclasses.replace(fresh_core, settings=settings))
+    from bot.posting import Poster
+
+    assert isinstance(poster, Poster) and poster.platform == "discord" and poster.pace is not None
+    assert await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    await poster.aclose()
