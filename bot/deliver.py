@@ -137,8 +137,9 @@ class Deliverer:
 
     `posters(platform)` returns the Poster for a platform (default: the registry); `build(core, key, now)`
     builds a digest (default: digests.build.build_digest) and `build_many(core, keys, now)` many at once
-    (default: digests.build.build_digests, or `build` per key when only `build` is given); `checkpoint(name)` is called at each crash
-    point (`intent`, `posted`, `ref`) so tests can stop the process there.
+    (default: digests.build.build_digests, or `build` per key when only `build` is given).
+    `checkpoint(name)` is called at each crash point (`intent`, `posted`, `ref`) so tests can stop
+    the process there.
     """
 
     def __init__(
@@ -335,11 +336,13 @@ class Deliverer:
         `workers` deliver them; requests in flight stay bounded and memory holds about two chunks."""
         queue: asyncio.Queue[tuple[Channel, Digest] | None] = asyncio.Queue(maxsize=chunk)
         results: list[DeliveryResult] = []
+        # Builds only read, so they get their own lane and connection: ledger writes never queue behind them.
+        build_lane = CatalogLane(self.core, name="build-lane")
 
         async def produce() -> None:
             for due, keys in _group_by_due(runs).items():
                 for start in range(0, len(keys), chunk):
-                    for item in await self.db(self._build_chunk, keys[start:start + chunk], due):
+                    for item in await build_lane.run(self._build_chunk, keys[start:start + chunk], due):
                         if isinstance(item, DeliveryResult):
                             results.append(item)
                         elif isinstance(item[1], Exception):
@@ -353,7 +356,10 @@ class Deliverer:
             while (item := await queue.get()) is not None:
                 results.append(await self.deliver_built(*item))
 
-        await asyncio.gather(produce(), *(consume() for _ in range(workers)))
+        try:
+            await asyncio.gather(produce(), *(consume() for _ in range(workers)))
+        finally:
+            build_lane.close()
         return results
 
     def _build_chunk(self, core: Any, keys: list[str], due: datetime) -> list[Any]:
