@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
@@ -129,6 +130,8 @@ class DigestClient(discord.Client):
         self.lanes = {"command": CoreLane(core, "command"), "autocomplete": CoreLane(core, "autocomplete")}
         self.tree = app_commands.CommandTree(self)
         self.sync_on_start = True
+        self._typing: dict[tuple[str, str, str | None, str], int] = {}
+        """Latest autocomplete ticket per (user, command, sub, option): older queued requests are dropped."""
         add_commands(self.tree, self)
 
     async def setup_hook(self) -> None:
@@ -167,17 +170,32 @@ class DigestClient(discord.Client):
             reply = Reply(UNEXPECTED_FAILURE, ok=False)
         await send_reply(interaction, reply, deferred_public=public)
 
-    async def complete(self, command: Command, option: Option, current: str) -> list[app_commands.Choice[str]]:
-        """Answer autocomplete from the catalog within AUTOCOMPLETE_TIMEOUT; [] if the catalog is too slow."""
+    async def complete(
+        self, command: Command, option: Option, current: str, user: str = ""
+    ) -> list[app_commands.Choice[str]]:
+        """Answer autocomplete from the catalog within AUTOCOMPLETE_TIMEOUT; [] if the catalog is too slow.
+
+        Discord sends one request per keystroke. A request still queued when the same user has typed on, or when
+        its time is up, is dropped before it reaches the catalog, so a slow answer never delays the next ones.
+        """
+        key = (user, command.name, command.sub, option.name)
+        ticket = self._typing[key] = self._typing.get(key, 0) + 1
+        deadline = time.monotonic() + AUTOCOMPLETE_TIMEOUT
+
+        def answer(core: "Core") -> list[tuple[str, str]] | None:
+            if self._typing.get(key) != ticket or time.monotonic() > deadline:
+                return None
+            return autocomplete(core, command.name, command.sub, option.name, current or "")
+
         try:
-            pairs = await asyncio.wait_for(
-                self.lanes["autocomplete"].run(autocomplete, command.name, command.sub, option.name, current or ""),
-                AUTOCOMPLETE_TIMEOUT,
-            )
+            pairs = await asyncio.wait_for(self.lanes["autocomplete"].run(answer), AUTOCOMPLETE_TIMEOUT)
         except asyncio.TimeoutError:
             log.warning("autocomplete for /%s %s timed out on %r", command.name, option.name, current)
             return []
-        return to_choices(pairs)
+        finally:
+            if self._typing.get(key) == ticket:
+                del self._typing[key]
+        return to_choices(pairs or [])
 
 
 def to_choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
@@ -261,7 +279,7 @@ def make_app_command(command: Command, client: DigestClient) -> app_commands.Com
 
 def _completer(client: DigestClient, command: Command, option: Option) -> Callable[..., Any]:
     async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await client.complete(command, option, current)
+        return await client.complete(command, option, current, str(interaction.user.id))
 
     return complete
 

@@ -272,3 +272,27 @@ async def test_missing_token_is_a_config_error(fresh_core):
     with pytest.raises(ConfigError) as info:
         await run_discord(fresh_core)
     assert str(info.value).startswith("DISCORD_TOKEN is not set")
+
+
+async def test_autocomplete_drops_requests_the_user_has_typed_past(fresh_core):
+    import asyncio
+    import threading
+
+    from bot.commands import find_command
+
+    client = build_discord_client(fresh_core)
+    command = find_command("paper")
+    lane = client.lanes["autocomplete"]
+    release = threading.Event()
+    blocker = asyncio.ensure_future(lane.run(lambda core: release.wait()))
+    older = asyncio.ensure_future(client.complete(command, command.options[0], "con", "u1"))
+    newer = asyncio.ensure_future(client.complete(command, command.options[0], "constitu", "u1"))
+    for _ in range(100):  # let both requests take their tickets (event-loop turns, no waiting on time)
+        if client._typing.get(("u1", "paper", None, "query")) == 2:
+            break
+        await asyncio.sleep(0)
+    release.set()
+    await blocker
+    assert await older == []  # "con" alone has matches: this one was dropped, not answered
+    assert [c.value for c in await newer]
+    await client.close()
