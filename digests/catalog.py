@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 MAX_QUERY_CHARS = 300
 """Longer lookup text is cut: titles are far shorter, and FTS cost grows with every term."""
 MAX_QUERY_TERMS = 12
-TITLE_WEIGHT, ABSTRACT_WEIGHT, AUTHORS_WEIGHT = 8.0, 1.0, 3.0
-"""bm25 column weights: a word in the title says far more about a paper than one in its abstract."""
 
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
@@ -239,10 +237,12 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _seed_files(seeds_dir: Path) -> dict[str, str]:
+def _seed_digests(seeds_dir: Path) -> dict[str, str]:
+    from .seeds import seed_files
+
     if not seeds_dir.is_dir():
         raise CatalogError(f"Seed directory {seeds_dir} does not exist; set [paths] seeds in your config")
-    return {p.name: _file_digest(p) for p in sorted(seeds_dir.iterdir()) if p.is_file() and p.suffix == ".txt"}
+    return {p.name: _file_digest(p) for p in seed_files(seeds_dir)}
 
 
 def sync_seeds(core: "Core") -> bool:
@@ -253,7 +253,7 @@ def sync_seeds(core: "Core") -> bool:
     """
     from . import seeds
 
-    current = _seed_files(core.settings.seeds_dir)
+    current = _seed_digests(core.settings.seeds_dir)
     stored = {r["file"]: r["sha256"] for r in core.db.query("SELECT file, sha256 FROM seed_files")}
     if current == stored:
         return False
@@ -488,33 +488,67 @@ def query_terms(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
-CANDIDATES = 1000
-"""Most FTS matches ranked per lookup. FTS5 scores every match it returns, so a word found in half of a
-million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches bounds it."""
+CANDIDATES = 200
+"""Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
+million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
+tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
+RERANK = 40
+"""How many of the best candidates are re-ranked by how many query words their abstract and authors hold."""
+TIERS = (("title : ({and_})", 30.0), ("{and_}", 15.0), ("title : ({or_})", 5.0), ("{or_}", 0.0))
+"""FTS queries tried in order, with the base score of a paper first found by each."""
 
 
-def _fts(core: "Core", match: str, limit: int = CANDIDATES) -> list[tuple[int, float]]:
+def _rowids(core: "Core", match: str, limit: int = CANDIDATES) -> list[int]:
     rows = core.db.execute(
-        "SELECT rowid, bm25(papers_fts, ?, ?, ?) FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-        [TITLE_WEIGHT, ABSTRACT_WEIGHT, AUTHORS_WEIGHT, match, limit],
+        "SELECT rowid FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rowid DESC LIMIT ?", [match, limit]
     ).fetchall()
-    return [(int(r[0]), -float(r[1])) for r in rows]
+    return [int(r[0]) for r in rows]
+
+
+def _text_bonus(terms: list[str], abstract: str, authors: str) -> float:
+    words = set(_WORD.findall(f"{abstract} {authors}".casefold()))
+    return 5.0 * sum(1 for t in terms if t in words) / len(terms)
+
+
+def _title_bonus(terms: list[str], title_norm: str | None) -> float:
+    if not title_norm:
+        return 0.0
+    words = title_norm.split()
+    phrase = " ".join(terms)
+    hits = sum(1 for t in terms if any(w == t or (len(t) > 3 and w.startswith(t[:-1])) for w in words))
+    bonus = 10.0 * hits / len(terms)
+    if len(terms) > 1 and phrase in title_norm:
+        bonus += 20.0 if title_norm.startswith(phrase) else 10.0
+    return bonus
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    and_, or_ = " ".join(quoted), " OR ".join(quoted)
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
         scores[row[0]] = 50.0
-    if len(terms) > 1:
-        for pid, score in _fts(core, "title : " + '"' + " ".join(terms).replace('"', '""') + '"', 200):
-            scores[pid] = scores.get(pid, 0.0) + score + 20.0
-    for pid, score in _fts(core, " ".join(quoted)):
-        scores[pid] = max(scores.get(pid, 0.0), score + 5.0) if pid not in scores else scores[pid] + 5.0
-    if len(scores) < limit and len(terms) > 1:
-        for pid, score in _fts(core, " OR ".join(quoted)):
-            scores.setdefault(pid, score)
-    return scores
+    for pattern, base in TIERS:
+        if base < 15.0 and (len(scores) >= limit or any(v >= 30.0 for v in scores.values())):
+            break
+        if len(terms) == 1 and pattern.count("or_"):
+            continue
+        for rowid in _rowids(core, pattern.format(and_=and_, or_=or_)):
+            scores.setdefault(rowid, base)
+    if not scores:
+        return scores
+    ids = list(scores)
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
+            scores[pid] += _title_bonus(terms, title_norm)
+    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:RERANK]
+    marks = ",".join("?" * len(best))
+    for pid, abstract, authors in core.db.execute(
+        f"SELECT id, abstract, authors FROM papers WHERE id IN ({marks})", best
+    ):
+        scores[pid] += _text_bonus(terms, abstract, authors)
+    return {pid: scores[pid] for pid in best}
 
 
 def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float]]:
@@ -605,21 +639,52 @@ def read_import_file(path: Path) -> list[Paper]:
     return papers
 
 
-def import_papers(core: "Core", papers: Iterable[Paper]) -> ImportReport:
+def import_papers(core: "Core", papers: Iterable[Paper], batch: int = 2000) -> ImportReport:
     """Insert imported papers in one transaction; a paper whose arXiv id or title is known is merged."""
     stamp = utcnow_iso(core.clock())
     inserted = merged = 0
+    pending: list[Paper] = []
     with core.db.atomic():
         for paper in papers:
-            existing = _find_existing(core, paper)
-            if existing is None:
-                _insert_paper(core, paper, stamp)
-                inserted += 1
-            else:
-                _add_sources(core, existing, paper.sources)
-                merged += 1
+            pending.append(paper)
+            if len(pending) >= batch:
+                added, joined = _import_batch(core, pending, stamp)
+                inserted, merged, pending = inserted + added, merged + joined, []
+        added, joined = _import_batch(core, pending, stamp)
         _bump_version(core)
-    return ImportReport(inserted=inserted, merged=merged)
+    return ImportReport(inserted=inserted + added, merged=merged + joined)
+
+
+def _import_batch(core: "Core", papers: list[Paper], stamp: str) -> tuple[int, int]:
+    fresh: list[Paper] = []
+    merged = 0
+    seen: dict[str, Paper] = {}
+    for paper in papers:
+        key = paper.arxiv_id or normalize_title(paper.title) or ""
+        existing = _find_existing(core, paper)
+        if existing is not None:
+            _add_sources(core, existing, paper.sources)
+            merged += 1
+        elif key in seen:
+            seen[key] = replace(seen[key], sources=seen[key].sources + paper.sources)
+            merged += 1
+        else:
+            seen[key] = paper
+    fresh = list(seen.values())
+    if fresh:
+        rows = [_paper_row(p, stamp) | {"created_at": stamp, "seed_key": None} for p in fresh]
+        columns = list(rows[0])
+        first = int(core.db.execute("SELECT coalesce(max(id), 0) FROM papers").fetchone()[0]) + 1
+        ids = list(range(first, first + len(rows)))
+        core.db.conn.executemany(
+            f"INSERT INTO papers (id, {', '.join(columns)}) VALUES (?, {', '.join('?' * len(columns))})",
+            [[pid, *row.values()] for pid, row in zip(ids, rows)],
+        )
+        core.db.conn.executemany(
+            "INSERT OR REPLACE INTO paper_sources (paper_id, file, line, kind, title, text) VALUES (?, ?, ?, ?, ?, ?)",
+            [(pid, s.file, s.line, s.kind, s.title, s.text) for pid, p in zip(ids, fresh) for s in p.sources],
+        )
+    return len(fresh), merged
 
 
 def _find_existing(core: "Core", paper: Paper) -> int | None:

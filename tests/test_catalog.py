@@ -186,3 +186,30 @@ def test_paper_cli_hostile_gives_one_line(core, query):
 def test_db_path_under_home(env_setup):
     result = CliRunner().invoke(cli, ["db", "path"], catch_exceptions=False)
     assert result.output.strip() == str(env_setup / "digestbot.db")
+
+
+def test_seed_sync_is_idempotent_and_follows_edits(tmp_path, monkeypatch):
+    import shutil
+
+    from digests.service import open_core
+    from digests.settings import PROJECT_ROOT, load_settings
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(PROJECT_ROOT / "seeds", seeds)
+    config = tmp_path / "digestbot.toml"
+    config.write_text(f'[paths]\nseeds = "{seeds}"\n')
+    monkeypatch.setenv("DIGESTBOT_CONFIG", str(config))
+    core = open_core(load_settings())
+    first = {(p.id, p.display_title, len(p.sources)) for p in catalog.list_papers(core)}
+    assert len(first) == 36
+    assert catalog.sync_seeds(core) is False
+    version = catalog.catalog_version(core)
+    core = open_core(load_settings())
+    assert {(p.id, p.display_title, len(p.sources)) for p in catalog.list_papers(core)} == first
+    assert catalog.catalog_version(core) == version
+    page = next(seeds.glob("000_*.txt"))
+    page.write_text(page.read_text().replace("GAIA: a benchmark for General AI Assistants", "GAIA: a benchmark"))
+    assert catalog.sync_seeds(core) is True
+    titles = {p.display_title for p in catalog.list_papers(core)}
+    assert "GAIA: a benchmark" in titles and "GAIA: a benchmark for General AI Assistants" not in titles
+    assert len(titles) == 36
