@@ -26,18 +26,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import discord  # noqa: E402
+import discord
+from discord_fakes import REALDATA, FakeDiscordAPI
 
-from bot.commands import autocomplete  # noqa: E402
-from bot.discord_app import build_discord_client, login  # noqa: E402
-from digests import catalog  # noqa: E402
-from digests.service import open_core  # noqa: E402
-from digests.settings import load_settings  # noqa: E402
-from discord_fakes import REALDATA, FakeDiscordAPI  # noqa: E402
+from bot.commands import autocomplete
+from bot.discord_app import build_discord_client, login
+from digests import catalog
+from digests.service import open_core
+from digests.settings import load_settings
 
 
 def _lookup_bench():
-    spec = importlib.util.spec_from_file_location("bench_lookup", ROOT / "bench" / "lookup.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_lookup", ROOT / "bench" / "lookup.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
@@ -52,21 +54,31 @@ def partials(titles: list[str], count: int, rng: random.Random) -> list[str]:
         typed = words[:n]
         typed[-1] = typed[-1][: rng.randint(1, len(typed[-1]))]
         out.append(" ".join(typed).lower())
-    out += ["2001.0", "1706.03762", "zzzz qqqq", "a", "@everyone", "x" * 100][: max(1, count // 10)]
+    out += ["2001.0", "1706.03762", "zzzz qqqq", "a", "@everyone", "x" * 100][
+        : max(1, count // 10)
+    ]
     return out
 
 
 def payload(partial: str, envelope: dict, n: int) -> dict:
     """Return a full type-4 interaction for `/paper query:<partial>` built from the real envelope."""
-    data = json.loads((REALDATA / "discord_real_interaction_type4_autocomplete_data_fragment_2021.json").read_text())
-    data.update(name="paper", options=[{"focused": True, "name": "query", "type": 3, "value": partial}])
+    data = json.loads(
+        (
+            REALDATA
+            / "discord_real_interaction_type4_autocomplete_data_fragment_2021.json"
+        ).read_text()
+    )
+    data.update(
+        name="paper",
+        options=[{"focused": True, "name": "query", "type": 3, "value": partial}],
+    )
     return {**envelope, "id": str(1381177107555680327 + n), "type": 4, "data": data}
 
 
 def percentile(values: list[float], q: float) -> float:
     """Return the q-th percentile (0-100) of values."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def run_size(n: int, count: int) -> None:
@@ -78,7 +90,12 @@ async def run_size(n: int, count: int) -> None:
         catalog.import_papers(core, papers)
         rng = random.Random(n)
         texts = partials([p.title for p in papers], count, rng)
-        envelope = json.loads((REALDATA / "discord_real_interaction_type2_slash_command_body_2025-06.json").read_text())
+        envelope = json.loads(
+            (
+                REALDATA
+                / "discord_real_interaction_type2_slash_command_body_2025-06.json"
+            ).read_text()
+        )
         async with FakeDiscordAPI() as api:
             settings = dataclasses.replace(core.settings, discord_api_url=api.base_url)
             client = build_discord_client(dataclasses.replace(core, settings=settings))
@@ -86,7 +103,9 @@ async def run_size(n: int, count: int) -> None:
             await login(client, "good-token")
             times, sizes = [], []
             for i, text in enumerate(texts[:5] + texts):
-                interaction = discord.Interaction(data=payload(text, envelope, i), state=client._connection)
+                interaction = discord.Interaction(
+                    data=payload(text, envelope, i), state=client._connection
+                )
                 t0 = time.perf_counter()
                 await client.tree._call(interaction)
                 elapsed = (time.perf_counter() - t0) * 1000
@@ -114,9 +133,15 @@ async def run_size(n: int, count: int) -> None:
 
 def main() -> None:
     """Parse arguments and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,100000", help="comma-separated catalog sizes")
-    parser.add_argument("--queries", type=int, default=300, help="partial queries per size")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="1000,100000", help="comma-separated catalog sizes"
+    )
+    parser.add_argument(
+        "--queries", type=int, default=300, help="partial queries per size"
+    )
     args = parser.parse_args()
     for size in (int(s) for s in args.sizes.split(",")):
         asyncio.run(run_size(size, args.queries))

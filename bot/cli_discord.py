@@ -28,7 +28,9 @@ def application_id_from_token(token: str | None) -> str | None:
         return None
     head = token.split(".", 1)[0]
     try:
-        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode("ascii")
+        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode(
+            "ascii"
+        )
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     return decoded if decoded.isdigit() else None
@@ -36,8 +38,10 @@ def application_id_from_token(token: str | None) -> str | None:
 
 def resolve_client_id(client_id: str | None, settings: Any) -> str:
     """Return the application id from --client-id, `[discord] application_id`, or DISCORD_TOKEN; else explain."""
-    found = client_id or str(settings.section("discord").get("application_id") or "") or application_id_from_token(
-        settings.discord_token
+    found = (
+        client_id
+        or str(settings.section("discord").get("application_id") or "")
+        or application_id_from_token(settings.discord_token)
     )
     if not found or not str(found).isdigit():
         raise click.ClickException(
@@ -48,7 +52,9 @@ def resolve_client_id(client_id: str | None, settings: Any) -> str:
 
 
 @discord_group.command(name="invite-url")
-@click.option("--client-id", help="The application id (Developer Portal > General Information).")
+@click.option(
+    "--client-id", help="The application id (Developer Portal > General Information)."
+)
 @json_option
 @friendly_errors
 def invite_url(client_id: str | None, as_json: bool) -> None:
@@ -62,25 +68,44 @@ def invite_url(client_id: str | None, as_json: bool) -> None:
     Example:
         digestbot discord invite-url --client-id 1380486651436073092
     """
-    from digests.settings import load_settings
-
     from bot.discord_app import bot_permissions
     from bot.discord_app import invite_url as make_url
+    from digests.settings import load_settings
 
     app_id = resolve_client_id(client_id, load_settings())
     url = make_url(app_id)
     if as_json:
         perms = bot_permissions()
-        print_json({"url": url, "client_id": app_id, "permissions": perms.value,
-                    "permission_names": sorted(name for name, on in perms if on)})
+        print_json(
+            {
+                "url": url,
+                "client_id": app_id,
+                "permissions": perms.value,
+                "permission_names": sorted(name for name, on in perms if on),
+            }
+        )
     else:
         click.echo(url)
 
 
 @discord_group.command(name="sync")
-@click.option("--guild", "guild_id", type=int, help="Sync to this server only (default: DISCORD_GUILD_ID).")
-@click.option("--global", "to_global", is_flag=True, help="Sync to every server (takes effect within an hour).")
-@click.option("--dry-run", is_flag=True, help="Print the commands that would be sent; needs no token.")
+@click.option(
+    "--guild",
+    "guild_id",
+    type=int,
+    help="Sync to this server only (default: DISCORD_GUILD_ID).",
+)
+@click.option(
+    "--global",
+    "to_global",
+    is_flag=True,
+    help="Sync to every server (takes effect within an hour).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the commands that would be sent; needs no token.",
+)
 @json_option
 @friendly_errors
 def sync(guild_id: int | None, to_global: bool, dry_run: bool, as_json: bool) -> None:
@@ -113,15 +138,27 @@ def sync(guild_id: int | None, to_global: bool, dry_run: bool, as_json: bool) ->
             click.echo("\n".join(_lines(payload)))
         return
     synced = asyncio.run(_sync(core, target))
-    where = f"server {target}" if target else "every server (global; may take up to an hour to show)"
+    where = (
+        f"server {target}"
+        if target
+        else "every server (global; may take up to an hour to show)"
+    )
     if as_json:
         print_json({"scope": target or "global", "commands": synced})
     else:
-        click.echo(f"Synced {len(synced)} commands to {where}: " + ", ".join(f"/{name}" for name in synced))
+        click.echo(
+            f"Synced {len(synced)} commands to {where}: "
+            + ", ".join(f"/{name}" for name in synced)
+        )
 
 
 async def _sync(core: Any, guild_id: int | None) -> list[str]:
-    from bot.discord_app import build_discord_client, login, require_token, sync_commands
+    from bot.discord_app import (
+        build_discord_client,
+        login,
+        require_token,
+        sync_commands,
+    )
 
     client = build_discord_client(core)
     client.sync_on_start = False
@@ -138,7 +175,11 @@ def _lines(payload: list[dict[str, Any]]) -> list[str]:
     for command in payload:
         subs = [o for o in command.get("options", []) if o.get("type") == 1]
         for sub in subs or [command]:
-            name = f"/{command['name']}" + (f" {sub['name']}" if sub is not command else "")
-            options = " ".join(f"{o['name']}:" for o in sub.get("options", []) if o.get("type") != 1)
+            name = f"/{command['name']}" + (
+                f" {sub['name']}" if sub is not command else ""
+            )
+            options = " ".join(
+                f"{o['name']}:" for o in sub.get("options", []) if o.get("type") != 1
+            )
             lines.append(f"{name} {options}".rstrip())
     return lines

@@ -19,13 +19,22 @@ import inspect
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
 
-from bot.commands import COMMANDS, Command, Invocation, Option, autocomplete, permission_refusal, run_sub
+from bot.commands import (
+    COMMANDS,
+    Command,
+    Invocation,
+    Option,
+    autocomplete,
+    permission_refusal,
+    run_sub,
+)
 from bot.render_discord import render_discord_reply
 from bot.replies import Reply
 from digests.errors import ConfigError
@@ -44,8 +53,15 @@ DISCORD_CHOICE_MAX = 100
 """Choice name and string value length (same page)."""
 AUTOCOMPLETE_TIMEOUT = 2.0
 """Seconds we give the catalog; Discord drops an autocomplete answer that comes after 3 s."""
-DAYS = (("Monday", "mon"), ("Tuesday", "tue"), ("Wednesday", "wed"), ("Thursday", "thu"),
-        ("Friday", "fri"), ("Saturday", "sat"), ("Sunday", "sun"))
+DAYS = (
+    ("Monday", "mon"),
+    ("Tuesday", "tue"),
+    ("Wednesday", "wed"),
+    ("Thursday", "thu"),
+    ("Friday", "fri"),
+    ("Saturday", "sat"),
+    ("Sunday", "sun"),
+)
 AUTOCOMPLETED_KINDS = frozenset({"query", "theme", "tz"})
 """Option kinds answered from the catalog while typing. Themes use autocomplete rather than fixed choices
 because `subscribe` accepts several theme names in one option."""
@@ -59,29 +75,44 @@ def use_api_base(url: str) -> None:
 
 def bot_permissions() -> discord.Permissions:
     """Return exactly the permissions the bot uses: see channels, post digests with embeds, read back history."""
-    return discord.Permissions(view_channel=True, send_messages=True, embed_links=True, read_message_history=True)
+    return discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        embed_links=True,
+        read_message_history=True,
+    )
 
 
 def invite_url(client_id: int | str) -> str:
     """Return the OAuth2 URL that adds the bot with scopes bot + applications.commands and `bot_permissions()`."""
-    return discord.utils.oauth_url(client_id, permissions=bot_permissions(), scopes=("bot", "applications.commands"))
+    return discord.utils.oauth_url(
+        client_id,
+        permissions=bot_permissions(),
+        scopes=("bot", "applications.commands"),
+    )
 
 
 class CoreLane:
     """A single-thread executor with its own SQLite connection (sqlite3 objects may not cross threads)."""
 
-    def __init__(self, core: "Core", name: str) -> None:
+    def __init__(self, core: Core, name: str) -> None:
         self.core = core
         self.name = name
         self._path = _db_file(core)
         self._local: Core | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"discord-{name}") if self._path else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"discord-{name}")
+            if self._path
+            else None
+        )
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run `func(core, *args)` in the lane and return its result (inline for an in-memory database)."""
         if self._pool is None:
             return func(self.core, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, func, args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._call, func, args
+        )
 
     def _call(self, func: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._local is None:
@@ -96,7 +127,7 @@ class CoreLane:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _db_file(core: "Core") -> str | None:
+def _db_file(core: Core) -> str | None:
     rows = core.db.execute("PRAGMA database_list").fetchall()
     return next((row[2] for row in rows if row[1] == "main" and row[2]), None)
 
@@ -108,9 +139,15 @@ def channel_key(interaction: discord.Interaction) -> str:
 
 def to_invocation(interaction: discord.Interaction) -> Invocation:
     """Translate an interaction into the neutral Invocation (Manage Channels -> can_manage)."""
-    can_manage = interaction.permissions.manage_channels if interaction.guild_id else None
-    return Invocation(platform="discord", channel=channel_key(interaction), user=str(interaction.user.id),
-                      can_manage=can_manage)
+    can_manage = (
+        interaction.permissions.manage_channels if interaction.guild_id else None
+    )
+    return Invocation(
+        platform="discord",
+        channel=channel_key(interaction),
+        user=str(interaction.user.id),
+        can_manage=can_manage,
+    )
 
 
 def shorten(text: str, limit: int = DISCORD_DESCRIPTION_MAX) -> str:
@@ -124,10 +161,13 @@ def shorten(text: str, limit: int = DISCORD_DESCRIPTION_MAX) -> str:
 class DigestClient(discord.Client):
     """The bot: a Client with the generated command tree and two core lanes (commands, autocomplete)."""
 
-    def __init__(self, core: "Core", *, intents: discord.Intents | None = None) -> None:
+    def __init__(self, core: Core, *, intents: discord.Intents | None = None) -> None:
         super().__init__(intents=intents or minimal_intents())
         self.core = core
-        self.lanes = {"command": CoreLane(core, "command"), "autocomplete": CoreLane(core, "autocomplete")}
+        self.lanes = {
+            "command": CoreLane(core, "command"),
+            "autocomplete": CoreLane(core, "autocomplete"),
+        }
         self.tree = app_commands.CommandTree(self)
         self.sync_on_start = True
         self._typing: dict[tuple[str, str, str | None, str], int] = {}
@@ -137,7 +177,9 @@ class DigestClient(discord.Client):
     async def setup_hook(self) -> None:
         """Sync the commands when they differ from what this bot last synced to the same scope."""
         if self.sync_on_start:
-            await sync_commands(self, self.core.settings.discord_guild_id, only_if_changed=True)
+            await sync_commands(
+                self, self.core.settings.discord_guild_id, only_if_changed=True
+            )
 
     async def close(self) -> None:
         """Close the connection and stop the lanes."""
@@ -145,28 +187,42 @@ class DigestClient(discord.Client):
         for lane in self.lanes.values():
             lane.close()
 
-    async def run_command(self, interaction: discord.Interaction, command: Command, args: dict[str, Any]) -> None:
+    async def run_command(
+        self, interaction: discord.Interaction, command: Command, args: dict[str, Any]
+    ) -> None:
         """Defer, run the neutral command in the command lane, and send its reply as a followup.
 
         A change the user may not make is refused at once and privately (the policy is `permission_refusal`);
         an allowed change is answered in the channel, everything else only to the user.
         """
         inv = to_invocation(interaction)
-        refusal = permission_refusal(self.core, inv) if command.changes_subscription else None
+        refusal = (
+            permission_refusal(self.core, inv) if command.changes_subscription else None
+        )
         if refusal:
             payload = render_discord_reply(Reply(refusal, ok=False))
             await interaction.response.send_message(
-                content=payload["content"], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+                content=payload["content"],
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
             )
             return
         public = command.changes_subscription
         await interaction.response.defer(ephemeral=not public, thinking=True)
         values = {k: v for k, v in args.items() if v is not None}
         try:
-            reply = await self.lanes["command"].run(run_sub, inv, command.name, command.sub, values)
+            reply = await self.lanes["command"].run(
+                run_sub, inv, command.name, command.sub, values
+            )
         except Exception:
             # The per-interaction boundary: log with context and tell the user, never a traceback.
-            log.exception("/%s %s failed in %s for %s", command.name, command.sub or "", inv.channel, inv.user)
+            log.exception(
+                "/%s %s failed in %s for %s",
+                command.name,
+                command.sub or "",
+                inv.channel,
+                inv.user,
+            )
             reply = Reply(UNEXPECTED_FAILURE, ok=False)
         await send_reply(interaction, reply, deferred_public=public)
 
@@ -182,15 +238,24 @@ class DigestClient(discord.Client):
         ticket = self._typing[key] = self._typing.get(key, 0) + 1
         deadline = time.monotonic() + AUTOCOMPLETE_TIMEOUT
 
-        def answer(core: "Core") -> list[tuple[str, str]] | None:
+        def answer(core: Core) -> list[tuple[str, str]] | None:
             if self._typing.get(key) != ticket or time.monotonic() > deadline:
                 return None
-            return autocomplete(core, command.name, command.sub, option.name, current or "")
+            return autocomplete(
+                core, command.name, command.sub, option.name, current or ""
+            )
 
         try:
-            pairs = await asyncio.wait_for(self.lanes["autocomplete"].run(answer), AUTOCOMPLETE_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.warning("autocomplete for /%s %s timed out on %r", command.name, option.name, current)
+            pairs = await asyncio.wait_for(
+                self.lanes["autocomplete"].run(answer), AUTOCOMPLETE_TIMEOUT
+            )
+        except TimeoutError:
+            log.warning(
+                "autocomplete for /%s %s timed out on %r",
+                command.name,
+                option.name,
+                current,
+            )
             return []
         finally:
             if self._typing.get(key) == ticket:
@@ -202,13 +267,18 @@ def to_choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
     """Return at most 25 Discord choices, names and values cut to 100 characters, empty ones dropped."""
     choices = []
     for name, value in pairs[:DISCORD_CHOICES_MAX]:
-        name, value = shorten(str(name), DISCORD_CHOICE_MAX), str(value)[:DISCORD_CHOICE_MAX]
+        name, value = (
+            shorten(str(name), DISCORD_CHOICE_MAX),
+            str(value)[:DISCORD_CHOICE_MAX],
+        )
         if name and value:
             choices.append(app_commands.Choice(name=name, value=value))
     return choices
 
 
-async def send_reply(interaction: discord.Interaction, reply: Reply, *, deferred_public: bool) -> None:
+async def send_reply(
+    interaction: discord.Interaction, reply: Reply, *, deferred_public: bool
+) -> None:
     """Send `reply` as the followup of a deferred interaction; a private reply after a public defer replaces it."""
     payload = render_discord_reply(reply)
     ephemeral = not deferred_public
@@ -235,7 +305,8 @@ def minimal_intents() -> discord.Intents:
 def add_commands(tree: app_commands.CommandTree, client: DigestClient) -> None:
     """Add `/paper` and the `/digest` group to `tree`, generated from the command table."""
     group = app_commands.Group(
-        name="digest", description="This channel's weekly paper digest: topics, schedule, preview, status.",
+        name="digest",
+        description="This channel's weekly paper digest: topics, schedule, preview, status.",
         guild_only=True,
     )
     for command in COMMANDS:
@@ -253,23 +324,39 @@ def make_app_command(command: Command, client: DigestClient) -> app_commands.Com
     async def callback(interaction: discord.Interaction, **kwargs: Any) -> None:
         await client.run_command(interaction, command, kwargs)
 
-    params = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
+    params = [
+        inspect.Parameter(
+            "interaction",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=discord.Interaction,
+        )
+    ]
     ordered = sorted(command.options, key=lambda o: not o.required)
     for option in ordered:
-        params.append(inspect.Parameter(
-            option.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=str if option.required else Optional[str],
-            default=inspect.Parameter.empty if option.required else None,
-        ))
+        params.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=str if option.required else str | None,
+                default=inspect.Parameter.empty if option.required else None,
+            )
+        )
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    callback.__discord_app_commands_param_description__ = {o.name: shorten(o.help) for o in ordered}  # type: ignore
+    callback.__discord_app_commands_param_description__ = {
+        o.name: shorten(o.help) for o in ordered
+    }  # type: ignore
     if any(o.kind == "day" for o in ordered):
         callback.__discord_app_commands_param_choices__ = {  # type: ignore[attr-defined]
-            o.name: [app_commands.Choice(name=label, value=value) for label, value in DAYS]
-            for o in ordered if o.kind == "day"
+            o.name: [
+                app_commands.Choice(name=label, value=value) for label, value in DAYS
+            ]
+            for o in ordered
+            if o.kind == "day"
         }
     app_command = app_commands.Command(
-        name=command.sub or command.name, description=shorten(command.help), callback=callback
+        name=command.sub or command.name,
+        description=shorten(command.help),
+        callback=callback,
     )
     for option in ordered:
         if option.kind in AUTOCOMPLETED_KINDS:
@@ -277,14 +364,18 @@ def make_app_command(command: Command, client: DigestClient) -> app_commands.Com
     return app_command
 
 
-def _completer(client: DigestClient, command: Command, option: Option) -> Callable[..., Any]:
-    async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+def _completer(
+    client: DigestClient, command: Command, option: Option
+) -> Callable[..., Any]:
+    async def complete(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         return await client.complete(command, option, current, str(interaction.user.id))
 
     return complete
 
 
-def build_discord_client(core: "Core") -> DigestClient:
+def build_discord_client(core: Core) -> DigestClient:
     """Return the bot client for `core`, with its command tree, talking to `settings.discord_api_url`."""
     use_api_base(core.settings.discord_api_url)
     return DigestClient(core)
@@ -316,27 +407,34 @@ async def sync_commands(
         return None
     synced = await tree.sync(guild=guild)
     await lane.run(_meta_set, key, digest)
-    log.info("synced %d Discord commands to %s", len(synced), f"guild {guild_id}" if guild_id else "all servers")
+    log.info(
+        "synced %d Discord commands to %s",
+        len(synced),
+        f"guild {guild_id}" if guild_id else "all servers",
+    )
     return synced
 
 
-def _meta_get(core: "Core", key: str) -> str | None:
+def _meta_get(core: Core, key: str) -> str | None:
     row = core.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
 
 
-def _meta_set(core: "Core", key: str, value: str) -> None:
+def _meta_set(core: Core, key: str, value: str) -> None:
     with core.db.conn:
-        core.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+        core.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]
+        )
 
 
-def require_token(core: "Core") -> str:
+def require_token(core: Core) -> str:
     """Return DISCORD_TOKEN or raise ConfigError naming it."""
     token = core.settings.discord_token
     if not token:
         raise ConfigError(
             "DISCORD_TOKEN is not set; create a bot in the Discord Developer Portal (Bot > Reset Token) and "
-            "export DISCORD_TOKEN", variable="DISCORD_TOKEN",
+            "export DISCORD_TOKEN",
+            variable="DISCORD_TOKEN",
         )
     return token
 
@@ -353,7 +451,7 @@ async def login(client: DigestClient, token: str) -> None:
         ) from None
 
 
-async def run_discord(core: "Core") -> None:
+async def run_discord(core: Core) -> None:
     """Run the bot until cancelled: log in, sync commands if they changed, and serve slash commands."""
     token = require_token(core)
     client = build_discord_client(core)

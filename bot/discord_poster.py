@@ -21,7 +21,8 @@ import hashlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -66,7 +67,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def digest_nonce(digest_id: str, part: int) -> str:
     """Return the <= 25-character nonce for part `part` of digest `digest_id` (stable across restarts)."""
-    return hashlib.sha256(f"{digest_id}#{part}".encode()).hexdigest()[:DISCORD_NONCE_MAX]
+    return hashlib.sha256(f"{digest_id}#{part}".encode()).hexdigest()[
+        :DISCORD_NONCE_MAX
+    ]
 
 
 def digest_mark(digest_id: str) -> str:
@@ -96,7 +99,9 @@ def validate_message(message: dict[str, Any]) -> None:
     content = message.get("content") or ""
     embeds = message.get("embeds") or []
     if len(content) > DISCORD_CONTENT_MAX:
-        raise ValueError(f"content is {len(content)} characters; Discord allows {DISCORD_CONTENT_MAX}")
+        raise ValueError(
+            f"content is {len(content)} characters; Discord allows {DISCORD_CONTENT_MAX}"
+        )
     if len(embeds) > DISCORD_EMBEDS_MAX:
         raise ValueError(f"{len(embeds)} embeds; Discord allows {DISCORD_EMBEDS_MAX}")
     total = 0
@@ -105,7 +110,9 @@ def validate_message(message: dict[str, Any]) -> None:
         total += len(embed)
         _check_embed_parts(embed)
     if total > DISCORD_EMBED_TOTAL:
-        raise ValueError(f"embeds hold {total} characters; Discord allows {DISCORD_EMBED_TOTAL} per message")
+        raise ValueError(
+            f"embeds hold {total} characters; Discord allows {DISCORD_EMBED_TOTAL} per message"
+        )
 
 
 def _check_embed_parts(embed: Any) -> None:
@@ -116,8 +123,12 @@ def _check_embed_parts(embed: Any) -> None:
         ("footer", len(embed.footer.text or ""), DISCORD_FOOTER_TEXT),
         ("author", len(embed.author.name or ""), DISCORD_AUTHOR_NAME),
     ]
-    checks += [("field name", len(f.name or ""), DISCORD_FIELD_NAME) for f in embed.fields]
-    checks += [("field value", len(f.value or ""), DISCORD_FIELD_VALUE) for f in embed.fields]
+    checks += [
+        ("field name", len(f.name or ""), DISCORD_FIELD_NAME) for f in embed.fields
+    ]
+    checks += [
+        ("field value", len(f.value or ""), DISCORD_FIELD_VALUE) for f in embed.fields
+    ]
     for what, size, limit in checks:
         if size > limit:
             raise ValueError(f"embed {what} is {size} long; Discord allows {limit}")
@@ -142,7 +153,9 @@ def add_mark(message: dict[str, Any], mark: str) -> dict[str, Any]:
 class InvalidRequestBudget:
     """Count 401/403/429 answers in a sliding 10-minute window and say when to stop sending."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, budget: int = INVALID_BUDGET) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, budget: int = INVALID_BUDGET
+    ) -> None:
         self.clock = clock
         self.budget = budget
         self.times: deque[float] = deque()
@@ -191,7 +204,10 @@ class DiscordPoster:
             "User-Agent": f"DiscordBot (https://github.com/digestbot/digestbot, {discord_version}) digestbot",
         }
         self.client = httpx.AsyncClient(
-            base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout, transport=transport
+            base_url=api_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
         )
         self.sleep = sleep
         self.clock = clock
@@ -207,33 +223,50 @@ class DiscordPoster:
         """Close the HTTP connection pool."""
         await self.client.aclose()
 
-    async def post(self, channel_key: str, digest: "Digest") -> str:
+    async def post(self, channel_key: str, digest: Digest) -> str:
         """Render `digest` and post it to the channel; return the main message's id."""
         from bot.render_discord import render_discord
 
         return await self.post_rendered(channel_key, digest.id, render_discord(digest))
 
-    async def post_rendered(self, channel_key: str, digest_id: str, messages: list[dict[str, Any]]) -> str:
+    async def post_rendered(
+        self, channel_key: str, digest_id: str, messages: list[dict[str, Any]]
+    ) -> str:
         """Post already-rendered messages (main, then follow-ups) for `digest_id`; return the main message's id."""
         channel_id = channel_id_from_key(channel_key)
         if not messages:
-            raise DeliveryError("the renderer produced no message", channel=channel_key, code="empty", permanent=False)
+            raise DeliveryError(
+                "the renderer produced no message",
+                channel=channel_key,
+                code="empty",
+                permanent=False,
+            )
         for message in messages:
             try:
                 validate_message(message)
             except ValueError as exc:
                 raise DeliveryError(
-                    f"digest for {channel_key} breaks a Discord limit: {exc}", channel=channel_key, code="invalid_embed",
-                    retry_after=None, permanent=False,
+                    f"digest for {channel_key} breaks a Discord limit: {exc}",
+                    channel=channel_key,
+                    code="invalid_embed",
+                    retry_after=None,
+                    permanent=False,
                 ) from None
         message_ids = []
         for part, message in enumerate(messages):
             if part and self.pace is not None:
                 await self.pace(channel_key)
             body = self._body(message, digest_id, part)
-            data = await self._send(channel_key, "POST", f"channels/{channel_id}/messages", json=body)
+            data = await self._send(
+                channel_key, "POST", f"channels/{channel_id}/messages", json=body
+            )
             message_ids.append(str(data["id"]))
-        log.info("posted digest %s to %s as %s", digest_id, channel_key, ",".join(message_ids))
+        log.info(
+            "posted digest %s to %s as %s",
+            digest_id,
+            channel_key,
+            ",".join(message_ids),
+        )
         return message_ids[0]
 
     async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
@@ -244,17 +277,24 @@ class DiscordPoster:
         """
         channel_id = channel_id_from_key(channel_key)
         path = f"channels/{channel_id}/messages"
-        history = await self._send(channel_key, "GET", path, params={"limit": HISTORY_LIMIT})
+        history = await self._send(
+            channel_key, "GET", path, params={"limit": HISTORY_LIMIT}
+        )
         mark = digest_mark(digest_id)
         for message in history:
             if not (message.get("author") or {}).get("bot"):
                 continue
-            footers = [(e.get("footer") or {}).get("text") or "" for e in message.get("embeds") or []]
+            footers = [
+                (e.get("footer") or {}).get("text") or ""
+                for e in message.get("embeds") or []
+            ]
             if any(mark in text for text in footers):
                 return str(message["id"])
         return None
 
-    def _body(self, message: dict[str, Any], digest_id: str, part: int) -> dict[str, Any]:
+    def _body(
+        self, message: dict[str, Any], digest_id: str, part: int
+    ) -> dict[str, Any]:
         if part == 0:
             message = add_mark(message, digest_mark(digest_id))
         return {
@@ -265,7 +305,9 @@ class DiscordPoster:
             "enforce_nonce": True,
         }
 
-    async def _send(self, channel_key: str, method: str, path: str, **kwargs: Any) -> Any:
+    async def _send(
+        self, channel_key: str, method: str, path: str, **kwargs: Any
+    ) -> Any:
         """Make one logical request with the bounded retry policy; return the decoded JSON body."""
         route = path.split("/")[1]
         rate_limited = server_errors = 0
@@ -276,7 +318,9 @@ class DiscordPoster:
             except httpx.TransportError as exc:
                 server_errors += 1
                 if server_errors > MAX_SERVER_RETRIES:
-                    raise self._error(channel_key, f"Discord could not be reached: {exc}", "network") from None
+                    raise self._error(
+                        channel_key, f"Discord could not be reached: {exc}", "network"
+                    ) from None
                 await self.sleep(float(server_errors))
                 continue
             self._note_bucket(route, response)
@@ -289,7 +333,11 @@ class DiscordPoster:
             if response.status_code >= 500:
                 server_errors += 1
                 if server_errors > MAX_SERVER_RETRIES:
-                    raise self._error(channel_key, f"Discord answered {response.status_code}", response.status_code)
+                    raise self._error(
+                        channel_key,
+                        f"Discord answered {response.status_code}",
+                        response.status_code,
+                    )
                 await self.sleep(float(server_errors))
                 continue
             raise self._client_error(channel_key, response)
@@ -300,12 +348,16 @@ class DiscordPoster:
         budget_wait = self.invalid.exhausted_for()
         if budget_wait:
             raise self._error(
-                channel_key, f"paused: {self.invalid.count} invalid Discord answers in 10 minutes",
-                "invalid_request_budget", retry_after=budget_wait,
+                channel_key,
+                f"paused: {self.invalid.count} invalid Discord answers in 10 minutes",
+                "invalid_request_budget",
+                retry_after=budget_wait,
             )
         wait = max(self.global_until, self.route_until.get(route, 0.0)) - self.clock()
         if wait > MAX_INLINE_WAIT:
-            raise self._error(channel_key, "Discord asked us to wait", 429, retry_after=wait)
+            raise self._error(
+                channel_key, "Discord asked us to wait", 429, retry_after=wait
+            )
         if wait > 0:
             await self.sleep(wait)
 
@@ -316,13 +368,22 @@ class DiscordPoster:
             if reset_after is not None:
                 self.route_until[route] = self.clock() + reset_after
 
-    async def _on_rate_limited(self, channel_key: str, route: str, response: httpx.Response, attempt: int) -> None:
+    async def _on_rate_limited(
+        self, channel_key: str, route: str, response: httpx.Response, attempt: int
+    ) -> None:
         body = _json(response)
         headers = response.headers
         retry_after = _float(body.get("retry_after"))
         if retry_after is None:
-            retry_after = _float(headers.get("Retry-After")) or _float(headers.get("X-RateLimit-Reset-After")) or 1.0
-        is_global = headers.get("X-RateLimit-Global", "").lower() == "true" or body.get("global") is True
+            retry_after = (
+                _float(headers.get("Retry-After"))
+                or _float(headers.get("X-RateLimit-Reset-After"))
+                or 1.0
+            )
+        is_global = (
+            headers.get("X-RateLimit-Global", "").lower() == "true"
+            or body.get("global") is True
+        )
         # 429s on a shared resource do not count towards the invalid-request limit (rate-limits docs).
         if headers.get("X-RateLimit-Scope") != "shared":
             self.invalid.record()
@@ -333,12 +394,20 @@ class DiscordPoster:
             self.route_until[route] = max(self.route_until.get(route, 0.0), until)
         log.warning(
             "Discord 429 for %s (global=%s, scope=%s, retry_after=%.2fs, attempt %d)",
-            channel_key, is_global, headers.get("X-RateLimit-Scope"), retry_after, attempt,
+            channel_key,
+            is_global,
+            headers.get("X-RateLimit-Scope"),
+            retry_after,
+            attempt,
         )
         if attempt > MAX_RATE_LIMIT_RETRIES or retry_after > MAX_INLINE_WAIT:
-            raise self._error(channel_key, "Discord is rate-limiting us", 429, retry_after=retry_after)
+            raise self._error(
+                channel_key, "Discord is rate-limiting us", 429, retry_after=retry_after
+            )
 
-    def _client_error(self, channel_key: str, response: httpx.Response) -> DeliveryError:
+    def _client_error(
+        self, channel_key: str, response: httpx.Response
+    ) -> DeliveryError:
         body = _json(response)
         status = response.status_code
         code = body.get("code") or status
@@ -349,16 +418,31 @@ class DiscordPoster:
             self.disabled = "Discord rejected DISCORD_TOKEN (401); set a valid bot token and restart"
             return self._error(channel_key, self.disabled, 401)
         if status in (403, 404):
-            reason = PERMANENT_REASONS.get(code, f"Discord refused: {discord_message} ({code})")
+            reason = PERMANENT_REASONS.get(
+                code, f"Discord refused: {discord_message} ({code})"
+            )
             return self._error(channel_key, reason, code, permanent=True)
-        return self._error(channel_key, f"Discord rejected the message: {discord_message} ({code})", code)
+        return self._error(
+            channel_key,
+            f"Discord rejected the message: {discord_message} ({code})",
+            code,
+        )
 
     @staticmethod
     def _error(
-        channel_key: str, reason: str, code: object, *, retry_after: float | None = None, permanent: bool = False
+        channel_key: str,
+        reason: str,
+        code: object,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
     ) -> DeliveryError:
         return DeliveryError(
-            f"{channel_key}: {reason}", channel=channel_key, code=code, retry_after=retry_after, permanent=permanent
+            f"{channel_key}: {reason}",
+            channel=channel_key,
+            code=code,
+            retry_after=retry_after,
+            permanent=permanent,
         )
 
 
@@ -385,7 +469,7 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def make_discord_poster(core: "Core") -> DiscordPoster:
+def make_discord_poster(core: Core) -> DiscordPoster:
     """Return a DiscordPoster for the core's settings; raise ConfigError when DISCORD_TOKEN is missing."""
     token = core.settings.discord_token
     if not token:
@@ -395,4 +479,6 @@ def make_discord_poster(core: "Core") -> DiscordPoster:
         )
     from bot.posting import rate_limiter
 
-    return DiscordPoster(token, core.settings.discord_api_url, pace=rate_limiter(core, "discord").acquire)
+    return DiscordPoster(
+        token, core.settings.discord_api_url, pace=rate_limiter(core, "discord").acquire
+    )

@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -45,7 +45,9 @@ class FakeResponse:
         text = self.body if isinstance(self.body, str) else json.dumps(self.body)
         headers = {"Content-Type": "application/json", **self.headers}
         # Exactly `application/json` (no charset): discord.py decodes JSON only on that exact content type.
-        return web.Response(status=self.status, body=text.encode("utf-8"), headers=headers)
+        return web.Response(
+            status=self.status, body=text.encode("utf-8"), headers=headers
+        )
 
 
 def load_http_fixture(name: str) -> FakeResponse:
@@ -63,7 +65,9 @@ def load_json_fixture(name: str, status: int) -> FakeResponse:
     text = (REALDATA / name).read_text(encoding="utf-8").strip()
     data = json.loads(text)
     if isinstance(data, dict) and "body" in data and "status" in data:
-        return FakeResponse(int(data["status"]), data["body"], dict(data.get("headers", {})))
+        return FakeResponse(
+            int(data["status"]), data["body"], dict(data.get("headers", {}))
+        )
     return FakeResponse(status, text)
 
 
@@ -94,7 +98,7 @@ class FakeDiscordAPI:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def __aenter__(self) -> "FakeDiscordAPI":
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -115,7 +119,11 @@ class FakeDiscordAPI:
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         """Return the recorded requests whose method matches and whose path matches the regex `pattern`."""
-        return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
+        return [
+            r
+            for r in self.requests
+            if r.method == method and re.fullmatch(pattern, r.path)
+        ]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -124,7 +132,11 @@ class FakeDiscordAPI:
         except ValueError:
             body = raw.decode("utf-8", "replace")
         path = request.path.removeprefix(API_PREFIX)
-        self.requests.append(Recorded(request.method, path, dict(request.query), dict(request.headers), body))
+        self.requests.append(
+            Recorded(
+                request.method, path, dict(request.query), dict(request.headers), body
+            )
+        )
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and request.method == method:
@@ -145,7 +157,13 @@ class FakeDiscordAPI:
         ]
 
     def _user(self) -> dict[str, Any]:
-        return {"id": self.app_id, "username": "digestbot", "discriminator": "0", "avatar": None, "bot": True}
+        return {
+            "id": self.app_id,
+            "username": "digestbot",
+            "discriminator": "0",
+            "avatar": None,
+            "bot": True,
+        }
 
     def _me(self, body: Any, request: web.Request) -> FakeResponse:
         if request.headers.get("Authorization") != "Bot good-token":
@@ -167,10 +185,20 @@ class FakeDiscordAPI:
         return FakeResponse(200, app)
 
     def _sync(self, body: Any, request: web.Request, *ids: str) -> FakeResponse:
-        echoed = [{**cmd, "id": str(next(self.ids)), "application_id": self.app_id, "version": "1"} for cmd in body]
+        echoed = [
+            {
+                **cmd,
+                "id": str(next(self.ids)),
+                "application_id": self.app_id,
+                "version": "1",
+            }
+            for cmd in body
+        ]
         return FakeResponse(200, echoed)
 
-    def _callback(self, body: Any, request: web.Request, interaction_id: str, token: str) -> FakeResponse:
+    def _callback(
+        self, body: Any, request: web.Request, interaction_id: str, token: str
+    ) -> FakeResponse:
         flags = (body.get("data") or {}).get("flags", 0)
         interaction = {
             "id": interaction_id,
@@ -178,15 +206,21 @@ class FakeDiscordAPI:
             "response_message_loading": body["type"] == 5,
             "response_message_ephemeral": bool(flags & 64),
         }
-        return FakeResponse(200, {"interaction": interaction, "resource": {"type": body["type"]}})
+        return FakeResponse(
+            200, {"interaction": interaction, "resource": {"type": body["type"]}}
+        )
 
-    def _followup(self, body: Any, request: web.Request, app_id: str, token: str) -> FakeResponse:
+    def _followup(
+        self, body: Any, request: web.Request, app_id: str, token: str
+    ) -> FakeResponse:
         return FakeResponse(200, self._message("0", body))
 
     def _no_content(self, body: Any, request: web.Request, *args: str) -> FakeResponse:
         return FakeResponse(204)
 
-    def _create_message(self, body: Any, request: web.Request, channel_id: str) -> FakeResponse:
+    def _create_message(
+        self, body: Any, request: web.Request, channel_id: str
+    ) -> FakeResponse:
         queued = self.scripts.get(channel_id)
         if queued:
             return queued.pop(0)
@@ -201,10 +235,14 @@ class FakeDiscordAPI:
         existing.append(message)
         return FakeResponse(200, message)
 
-    def _history(self, body: Any, request: web.Request, channel_id: str) -> FakeResponse:
+    def _history(
+        self, body: Any, request: web.Request, channel_id: str
+    ) -> FakeResponse:
         limit = int(request.query.get("limit", "50"))
         newest_first = list(reversed(self.messages.get(channel_id, [])))[:limit]
-        return FakeResponse(200, [{k: v for k, v in m.items() if k != "nonce"} for m in newest_first])
+        return FakeResponse(
+            200, [{k: v for k, v in m.items() if k != "nonce"} for m in newest_first]
+        )
 
     def _message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {

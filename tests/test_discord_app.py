@@ -11,19 +11,19 @@ from pathlib import Path
 
 import discord
 import pytest
+from discord_fakes import APP_ID, REALDATA, FakeDiscordAPI
 
 from bot.commands import COMMANDS, DISCORD_REFUSAL, digest_subcommands
 from bot.discord_app import (
-    UNEXPECTED_FAILURE,
     DISCORD_DESCRIPTION_MAX,
-    build_discord_client,
+    UNEXPECTED_FAILURE,
     bot_permissions,
+    build_discord_client,
     invite_url,
     login,
     run_discord,
 )
 from digests.errors import ConfigError
-from discord_fakes import APP_ID, REALDATA, FakeDiscordAPI
 
 EPHEMERAL = 64
 """MessageFlags.EPHEMERAL (https://discord.com/developers/docs/resources/message#message-object-message-flags)."""
@@ -33,13 +33,25 @@ MEMBER_ONLY = "2048"
 """Send Messages only: no Manage Channels."""
 
 
-def slash_payload(fixture: str, name: str, sub: str | None, options: dict[str, str], *, perms: str | None = None) -> dict:
+def slash_payload(
+    fixture: str,
+    name: str,
+    sub: str | None,
+    options: dict[str, str],
+    *,
+    perms: str | None = None,
+) -> dict:
     """Return a real interaction body with its command data rewritten to one of ours."""
     payload = json.loads((REALDATA / fixture).read_text(encoding="utf-8"))
     opts = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
     if sub:
         opts = [{"name": sub, "type": 1, "options": opts}]
-    payload["data"] = {"id": payload["data"]["id"], "name": name, "type": 1, "options": opts}
+    payload["data"] = {
+        "id": payload["data"]["id"],
+        "name": name,
+        "type": 1,
+        "options": opts,
+    }
     # The docs example predates fields Discord now always sends (and discord.py 2.7 requires).
     payload.setdefault("application_id", APP_ID)
     payload.setdefault("version", 1)
@@ -53,9 +65,17 @@ def slash_payload(fixture: str, name: str, sub: str | None, options: dict[str, s
 def autocomplete_payload(name: str, sub: str | None, option: str, partial: str) -> dict:
     """Wrap the real 2021 autocomplete `data` fragment in the real 2025 envelope, rewritten to our command."""
     envelope = json.loads((REALDATA / REAL_BODY).read_text(encoding="utf-8"))
-    data = json.loads((REALDATA / "discord_real_interaction_type4_autocomplete_data_fragment_2021.json").read_text())
+    data = json.loads(
+        (
+            REALDATA
+            / "discord_real_interaction_type4_autocomplete_data_fragment_2021.json"
+        ).read_text()
+    )
     focused = {**data["options"][0], "name": option, "value": partial}
-    data.update(name=name, options=[{"name": sub, "type": 1, "options": [focused]}] if sub else [focused])
+    data.update(
+        name=name,
+        options=[{"name": sub, "type": 1, "options": [focused]}] if sub else [focused],
+    )
     return {**envelope, "type": 4, "data": data}
 
 
@@ -69,7 +89,10 @@ async def api():
 
 @pytest.fixture
 async def client(api, fresh_core):
-    core = dataclasses.replace(fresh_core, settings=dataclasses.replace(fresh_core.settings, discord_api_url=api.base_url))
+    core = dataclasses.replace(
+        fresh_core,
+        settings=dataclasses.replace(fresh_core.settings, discord_api_url=api.base_url),
+    )
     bot = build_discord_client(core)
     await login(bot, "good-token")
     yield bot
@@ -77,7 +100,9 @@ async def client(api, fresh_core):
 
 
 async def dispatch(client, payload: dict) -> None:
-    interaction = discord.Interaction(data=copy.deepcopy(payload), state=client._connection)
+    interaction = discord.Interaction(
+        data=copy.deepcopy(payload), state=client._connection
+    )
     await client.tree._call(interaction)
 
 
@@ -106,10 +131,18 @@ def test_tree_matches_command_table(fresh_core):
     assert set(top) == {"paper", "digest"}
     assert [c.name for c in top["digest"].commands] == list(digest_subcommands())
     for entry in COMMANDS:
-        app = top[entry.name] if entry.sub is None else top["digest"].get_command(entry.sub)
-        assert {p.name: p.required for p in app.parameters} == {o.name: o.required for o in entry.options}
+        app = (
+            top[entry.name]
+            if entry.sub is None
+            else top["digest"].get_command(entry.sub)
+        )
+        assert {p.name: p.required for p in app.parameters} == {
+            o.name: o.required for o in entry.options
+        }
         assert 1 <= len(app.description) <= DISCORD_DESCRIPTION_MAX
-        assert all(1 <= len(p.description) <= DISCORD_DESCRIPTION_MAX for p in app.parameters)
+        assert all(
+            1 <= len(p.description) <= DISCORD_DESCRIPTION_MAX for p in app.parameters
+        )
 
 
 def test_tree_options_autocomplete_and_day_choices(fresh_core):
@@ -118,28 +151,51 @@ def test_tree_options_autocomplete_and_day_choices(fresh_core):
     schedule = tree.get_command("digest").get_command("schedule")
     assert paper.get_parameter("query").autocomplete
     assert schedule.get_parameter("tz").autocomplete
-    assert [c.value for c in schedule.get_parameter("day").choices] == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    assert [c.value for c in schedule.get_parameter("day").choices] == [
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    ]
     assert tree.get_command("digest").guild_only
 
 
 def test_readme_lists_every_command():
     readme = Path(__file__).parent.parent / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    match = re.search(r"^## Commands\b(.*?)(?=^## |\Z)", text, re.S | re.M)
+    match = re.search(r"^## Commands\b(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
     if not match:
-        pytest.skip("README.md has no '## Commands' section yet (the lead writes README)")
+        pytest.skip(
+            "README.md has no '## Commands' section yet (the lead writes README)"
+        )
     for entry in COMMANDS:
         name = f"/{entry.name}" + (f" {entry.sub}" if entry.sub else "")
-        assert name in match.group(1), f"{name} is missing from README's Commands section"
+        assert name in match.group(1), (
+            f"{name} is missing from README's Commands section"
+        )
 
 
 def test_minimal_intents_and_invite_permissions(fresh_core):
     client = build_discord_client(fresh_core)
-    assert client.intents.guilds and not client.intents.message_content and not client.intents.members
+    assert (
+        client.intents.guilds
+        and not client.intents.message_content
+        and not client.intents.members
+    )
     assert client.intents.value == discord.Intents(guilds=True).value
     perms = bot_permissions()
-    assert {name for name, on in perms if on} == {"read_messages", "send_messages", "embed_links", "read_message_history"}
-    assert perms.view_channel and not perms.manage_channels and not perms.mention_everyone
+    assert {name for name, on in perms if on} == {
+        "read_messages",
+        "send_messages",
+        "embed_links",
+        "read_message_history",
+    }
+    assert (
+        perms.view_channel and not perms.manage_channels and not perms.mention_everyone
+    )
     assert invite_url(APP_ID) == (
         f"https://discord.com/oauth2/authorize?client_id={APP_ID}&scope=bot+applications.commands&permissions=84992"
     )
@@ -149,7 +205,9 @@ def test_minimal_intents_and_invite_permissions(fresh_core):
 
 
 async def test_paper_defers_ephemeral_then_follows_up_with_cards(api, client):
-    await dispatch(client, slash_payload(REAL_BODY, "paper", None, {"query": "constitutional ai"}))
+    await dispatch(
+        client, slash_payload(REAL_BODY, "paper", None, {"query": "constitutional ai"})
+    )
     assert callbacks(api) == [{"type": 5, "data": {"flags": EPHEMERAL}}]
     [body] = followups(api)
     assert body["flags"] & EPHEMERAL
@@ -158,40 +216,61 @@ async def test_paper_defers_ephemeral_then_follows_up_with_cards(api, client):
 
 
 async def test_paper_from_docs_example_payload(api, client):
-    await dispatch(client, slash_payload(DOCS_BODY, "paper", None, {"query": "The Gitrog Monster @everyone"}))
+    await dispatch(
+        client,
+        slash_payload(
+            DOCS_BODY, "paper", None, {"query": "The Gitrog Monster @everyone"}
+        ),
+    )
     [body] = followups(api)
     assert_valid_message(body)
     assert "@everyone" not in json.dumps(body)
 
 
 async def test_subscribe_without_manage_channels_is_refused_privately(api, client):
-    payload = slash_payload(REAL_BODY, "digest", "subscribe", {"theme": "rlhf"}, perms=MEMBER_ONLY)
+    payload = slash_payload(
+        REAL_BODY, "digest", "subscribe", {"theme": "rlhf"}, perms=MEMBER_ONLY
+    )
     await dispatch(client, payload)
     [callback] = callbacks(api)
     assert callback["type"] == 4 and callback["data"]["flags"] == EPHEMERAL
-    assert "Manage Channels" in callback["data"]["content"] and DISCORD_REFUSAL.split()[0] in callback["data"]["content"]
+    assert (
+        "Manage Channels" in callback["data"]["content"]
+        and DISCORD_REFUSAL.split()[0] in callback["data"]["content"]
+    )
     assert callback["data"]["allowed_mentions"] == {"parse": []}
     assert followups(api) == []
     from digests.channels import get_channel
 
-    channel = get_channel(client.core, "discord:1380488052169769110:1380488052169769113")
+    channel = get_channel(
+        client.core, "discord:1380488052169769110:1380488052169769113"
+    )
     assert channel is None or channel.themes == ()
 
 
 async def test_subscribe_with_manage_channels_is_public(api, client):
     theme = client.core.theme_names[0]
-    await dispatch(client, slash_payload(REAL_BODY, "digest", "subscribe", {"theme": theme}))
+    await dispatch(
+        client, slash_payload(REAL_BODY, "digest", "subscribe", {"theme": theme})
+    )
     assert callbacks(api) == [{"type": 5}]
     [body] = followups(api)
     assert not body.get("flags", 0) & EPHEMERAL
     assert_valid_message(body)
     from digests.channels import get_channel
 
-    assert get_channel(client.core, "discord:1380488052169769110:1380488052169769113").themes == (theme,)
+    assert get_channel(
+        client.core, "discord:1380488052169769110:1380488052169769113"
+    ).themes == (theme,)
 
 
-async def test_subscribe_unknown_theme_replaces_public_defer_with_private_answer(api, client):
-    await dispatch(client, slash_payload(REAL_BODY, "digest", "subscribe", {"theme": "no-such-theme"}))
+async def test_subscribe_unknown_theme_replaces_public_defer_with_private_answer(
+    api, client
+):
+    await dispatch(
+        client,
+        slash_payload(REAL_BODY, "digest", "subscribe", {"theme": "no-such-theme"}),
+    )
     assert api.calls("DELETE", rf"/webhooks/{APP_ID}/[^/]+/messages/@original")
     [body] = followups(api)
     assert body["flags"] & EPHEMERAL
@@ -205,7 +284,9 @@ async def test_schedule_and_help_replies(api, client):
     assert len(bodies) == 2
     for body in bodies:
         assert_valid_message(body)
-    assert "/digest subscribe" in bodies[1]["content"] and bodies[1]["flags"] & EPHEMERAL
+    assert (
+        "/digest subscribe" in bodies[1]["content"] and bodies[1]["flags"] & EPHEMERAL
+    )
 
 
 # -- autocomplete -------------------------------------------------------------------------------
@@ -223,15 +304,24 @@ async def test_paper_autocomplete_answers_with_at_most_25_choices(api, client):
 async def test_tz_autocomplete_from_iana_names(api, client):
     await dispatch(client, autocomplete_payload("digest", "schedule", "tz", "berl"))
     [callback] = callbacks(api)
-    assert {"name": "Europe/Berlin", "value": "Europe/Berlin"} in callback["data"]["choices"]
+    assert {"name": "Europe/Berlin", "value": "Europe/Berlin"} in callback["data"][
+        "choices"
+    ]
 
 
-async def test_synthetic_autocomplete_envelope_for_unknown_command_is_ignored(api, client):
+async def test_synthetic_autocomplete_envelope_for_unknown_command_is_ignored(
+    api, client
+):
     synthetic = json.loads(
-        (REALDATA / "discord_synthetic_interaction_type4_autocomplete_discord-interactions-js.json").read_text()
+        (
+            REALDATA
+            / "discord_synthetic_interaction_type4_autocomplete_discord-interactions-js.json"
+        ).read_text()
     )
     envelope = json.loads((REALDATA / REAL_BODY).read_text(encoding="utf-8"))
-    interaction = discord.Interaction(data={**envelope, **synthetic}, state=client._connection)
+    interaction = discord.Interaction(
+        data={**envelope, **synthetic}, state=client._connection
+    )
     with pytest.raises(discord.app_commands.CommandNotFound):
         await client.tree._call(interaction)
     assert callbacks(api) == []
@@ -241,7 +331,10 @@ async def test_synthetic_autocomplete_envelope_for_unknown_command_is_ignored(ap
 
 
 async def test_login_syncs_commands_once_then_only_when_changed(api, fresh_core):
-    core = dataclasses.replace(fresh_core, settings=dataclasses.replace(fresh_core.settings, discord_api_url=api.base_url))
+    core = dataclasses.replace(
+        fresh_core,
+        settings=dataclasses.replace(fresh_core.settings, discord_api_url=api.base_url),
+    )
     for _ in range(2):
         bot = build_discord_client(core)
         await login(bot, "good-token")
@@ -251,21 +344,31 @@ async def test_login_syncs_commands_once_then_only_when_changed(api, fresh_core)
 
 
 async def test_dev_guild_sync_goes_to_that_guild(api, fresh_core):
-    settings = dataclasses.replace(fresh_core.settings, discord_api_url=api.base_url, discord_guild_id=1380488052169769110)
+    settings = dataclasses.replace(
+        fresh_core.settings,
+        discord_api_url=api.base_url,
+        discord_guild_id=1380488052169769110,
+    )
     bot = build_discord_client(dataclasses.replace(fresh_core, settings=settings))
     await login(bot, "good-token")
     await bot.close()
-    assert api.calls("PUT", rf"/applications/{APP_ID}/guilds/1380488052169769110/commands")
+    assert api.calls(
+        "PUT", rf"/applications/{APP_ID}/guilds/1380488052169769110/commands"
+    )
     assert not api.calls("PUT", rf"/applications/{APP_ID}/commands")
 
 
 async def test_wrong_token_is_a_config_error_naming_the_variable(api, fresh_core):
     settings = dataclasses.replace(
-        fresh_core.settings, discord_api_url=api.base_url, discord_token="wrong-token-value"
+        fresh_core.settings,
+        discord_api_url=api.base_url,
+        discord_token="wrong-token-value",
     )
     with pytest.raises(ConfigError) as info:
         await run_discord(dataclasses.replace(fresh_core, settings=settings))
-    assert "DISCORD_TOKEN" in str(info.value) and "wrong-token-value" not in str(info.value)
+    assert "DISCORD_TOKEN" in str(info.value) and "wrong-token-value" not in str(
+        info.value
+    )
 
 
 async def test_missing_token_is_a_config_error(fresh_core):
@@ -285,14 +388,22 @@ async def test_autocomplete_drops_requests_the_user_has_typed_past(fresh_core):
     lane = client.lanes["autocomplete"]
     release = threading.Event()
     blocker = asyncio.ensure_future(lane.run(lambda core: release.wait()))
-    older = asyncio.ensure_future(client.complete(command, command.options[0], "con", "u1"))
-    newer = asyncio.ensure_future(client.complete(command, command.options[0], "constitu", "u1"))
-    for _ in range(100):  # let both requests take their tickets (event-loop turns, no waiting on time)
+    older = asyncio.ensure_future(
+        client.complete(command, command.options[0], "con", "u1")
+    )
+    newer = asyncio.ensure_future(
+        client.complete(command, command.options[0], "constitu", "u1")
+    )
+    for _ in range(
+        100
+    ):  # let both requests take their tickets (event-loop turns, no waiting on time)
         if client._typing.get(("u1", "paper", None, "query")) == 2:
             break
         await asyncio.sleep(0)
     release.set()
     await blocker
-    assert await older == []  # "con" alone has matches: this one was dropped, not answered
+    assert (
+        await older == []
+    )  # "con" alone has matches: this one was dropped, not answered
     assert [c.value for c in await newer]
     await client.close()

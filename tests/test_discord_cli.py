@@ -8,9 +8,9 @@ import json
 import discord
 import pytest
 from click.testing import CliRunner
+from discord_fakes import APP_ID, ThreadedFakeDiscordAPI
 
 from bot.cli import cli
-from discord_fakes import APP_ID, ThreadedFakeDiscordAPI
 
 URL = f"https://discord.com/oauth2/authorize?client_id={APP_ID}&scope=bot+applications.commands&permissions=84992"
 
@@ -34,11 +34,19 @@ def test_invite_url_with_client_id_needs_no_token():
 def test_invite_url_json_names_the_permissions():
     data = json.loads(invoke("invite-url", "--client-id", APP_ID, "--json").output)
     assert data["url"] == URL and data["permissions"] == 84992
-    assert data["permission_names"] == ["embed_links", "read_message_history", "read_messages", "send_messages"]
+    assert data["permission_names"] == [
+        "embed_links",
+        "read_message_history",
+        "read_messages",
+        "send_messages",
+    ]
 
 
 def test_invite_url_reads_the_application_id_from_the_token():
-    token = base64.urlsafe_b64encode(APP_ID.encode()).decode().rstrip("=") + ".GAbCdE.not-a-real-secret"
+    token = (
+        base64.urlsafe_b64encode(APP_ID.encode()).decode().rstrip("=")
+        + ".GAbCdE.not-a-real-secret"
+    )
     result = invoke("invite-url", env={"DISCORD_TOKEN": token})
     assert result.output == URL + "\n"
     assert "not-a-real-secret" not in result.output
@@ -62,14 +70,21 @@ def test_sync_to_a_guild_against_the_fake_api():
         env = {"DIGESTBOT_DISCORD_API_URL": api.base_url, "DISCORD_TOKEN": "good-token"}
         result = invoke("sync", "--guild", "1380488052169769110", env=env)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Synced 2 commands to server 1380488052169769110: /paper, /digest")
-    [put] = api.calls("PUT", rf"/applications/{APP_ID}/guilds/1380488052169769110/commands")
+    assert result.output.startswith(
+        "Synced 2 commands to server 1380488052169769110: /paper, /digest"
+    )
+    [put] = api.calls(
+        "PUT", rf"/applications/{APP_ID}/guilds/1380488052169769110/commands"
+    )
     assert {c["name"] for c in put.body} == {"paper", "digest"}
 
 
 def test_sync_with_a_rejected_token_is_one_line():
     with ThreadedFakeDiscordAPI() as api:
-        env = {"DIGESTBOT_DISCORD_API_URL": api.base_url, "DISCORD_TOKEN": "rejected-secret"}
+        env = {
+            "DIGESTBOT_DISCORD_API_URL": api.base_url,
+            "DISCORD_TOKEN": "rejected-secret",
+        }
         result = invoke("sync", "--global", env=env)
     assert result.exit_code == 1
     assert "DISCORD_TOKEN" in result.output and "rejected-secret" not in result.output

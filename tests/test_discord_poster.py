@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from discord_fakes import (
+    FakeDiscordAPI,
+    FakeResponse,
+    load_http_fixture,
+    load_json_fixture,
+)
 
 from bot.discord_poster import (
     DISCORD_NONCE_MAX,
@@ -15,7 +21,6 @@ from bot.discord_poster import (
     validate_message,
 )
 from digests.errors import ConfigError, DeliveryError
-from discord_fakes import FakeDiscordAPI, FakeResponse, load_http_fixture, load_json_fixture
 
 CHANNEL = "discord:1380488052169769110:1380488052169769113"
 CHANNEL_ID = "1380488052169769113"
@@ -38,7 +43,10 @@ class FakeClock:
 
 
 def message(title: str = "Weekly digest", description: str = "Two new papers") -> dict:
-    return {"content": "**RLHF digest**", "embeds": [{"title": title, "description": description}]}
+    return {
+        "content": "**RLHF digest**",
+        "embeds": [{"title": title, "description": description}],
+    }
 
 
 @pytest.fixture
@@ -66,7 +74,12 @@ async def test_post_sends_nonce_enforce_nonce_and_no_mentions(api, poster):
     assert ref == api.messages[CHANNEL_ID][0]["id"]
     assert [b["allowed_mentions"] for b in bodies] == [{"parse": []}, {"parse": []}]
     assert [b["enforce_nonce"] for b in bodies] == [True, True]
-    assert bodies[0]["nonce"] == digest_nonce(DIGEST_ID, 0) != bodies[1]["nonce"] == digest_nonce(DIGEST_ID, 1)
+    assert (
+        bodies[0]["nonce"]
+        == digest_nonce(DIGEST_ID, 0)
+        != bodies[1]["nonce"]
+        == digest_nonce(DIGEST_ID, 1)
+    )
     assert all(len(b["nonce"]) <= DISCORD_NONCE_MAX for b in bodies)
     assert bodies[0]["embeds"][-1]["footer"]["text"] == digest_mark(DIGEST_ID)
     assert "footer" not in bodies[1]["embeds"][-1]
@@ -74,9 +87,15 @@ async def test_post_sends_nonce_enforce_nonce_and_no_mentions(api, poster):
 
 
 async def test_post_mark_appends_to_existing_footer(api, poster):
-    rendered = {"content": "", "embeds": [{"title": "t", "footer": {"text": "Scanned 1,204 papers"}}]}
+    rendered = {
+        "content": "",
+        "embeds": [{"title": "t", "footer": {"text": "Scanned 1,204 papers"}}],
+    }
     await poster.post_rendered(CHANNEL, DIGEST_ID, [rendered])
-    assert posts(api)[0].body["embeds"][0]["footer"]["text"] == f"Scanned 1,204 papers \u00b7 {digest_mark(DIGEST_ID)}"
+    assert (
+        posts(api)[0].body["embeds"][0]["footer"]["text"]
+        == f"Scanned 1,204 papers \u00b7 {digest_mark(DIGEST_ID)}"
+    )
 
 
 async def test_post_twice_same_digest_creates_one_message(api, poster):
@@ -91,18 +110,26 @@ async def test_find_posted_finds_main_message_by_footer_mark(api, poster):
     ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message(), message("Part 2")])
     assert await poster.find_posted(CHANNEL, DIGEST_ID) == ref
     assert await poster.find_posted(CHANNEL, f"{CHANNEL}|2026-W47") is None
-    assert api.calls("GET", rf"/channels/{CHANNEL_ID}/messages")[0].query == {"limit": "50"}
+    assert api.calls("GET", rf"/channels/{CHANNEL_ID}/messages")[0].query == {
+        "limit": "50"
+    }
 
 
 async def test_find_posted_ignores_messages_from_people(api, poster):
     api.messages[CHANNEL_ID] = [
-        {"id": "1", "author": {"id": "2", "bot": False}, "embeds": [{"footer": {"text": digest_mark(DIGEST_ID)}}]}
+        {
+            "id": "1",
+            "author": {"id": "2", "bot": False},
+            "embeds": [{"footer": {"text": digest_mark(DIGEST_ID)}}],
+        }
     ]
     assert await poster.find_posted(CHANNEL, DIGEST_ID) is None
 
 
 async def test_short_429_is_retried_after_its_retry_after(api, poster):
-    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_user_rate_limit_2026.json", 429))
+    api.script(
+        CHANNEL_ID, load_json_fixture("discord_real_429_user_rate_limit_2026.json", 429)
+    )
     ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert ref == api.messages[CHANNEL_ID][0]["id"]
     assert poster.test_clock.sleeps == [pytest.approx(0.3)]
@@ -114,7 +141,11 @@ async def test_long_429_goes_back_to_ledger_without_retrying(api, poster):
     api.script(CHANNEL_ID, load_http_fixture("discord_docs_429_user_rate_limit.http"))
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
-    assert (info.value.code, info.value.retry_after, info.value.permanent) == (429, 64.57, False)
+    assert (info.value.code, info.value.retry_after, info.value.permanent) == (
+        429,
+        64.57,
+        False,
+    )
     assert len(posts(api)) == 1
     assert poster.test_clock.sleeps == []
 
@@ -124,13 +155,18 @@ async def test_global_429_pauses_every_channel_without_requests(api, poster):
     with pytest.raises(DeliveryError):
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     with pytest.raises(DeliveryError) as info:
-        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+        await poster.post_rendered(
+            "discord:1:222", "discord:1:222|2026-W48", [message()]
+        )
     assert info.value.code == 429 and info.value.retry_after == pytest.approx(64.57)
     assert len(api.requests) == 1
 
 
 async def test_shared_scope_429_does_not_count_as_invalid(api, poster):
-    api.script(CHANNEL_ID, load_http_fixture("discord_docs_429_shared_resource_rate_limit.http"))
+    api.script(
+        CHANNEL_ID,
+        load_http_fixture("discord_docs_429_shared_resource_rate_limit.http"),
+    )
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert info.value.retry_after == pytest.approx(1336.57)
@@ -147,14 +183,19 @@ async def test_repeated_429_is_bounded(api, poster):
 
 
 async def test_legacy_millisecond_429_is_not_retried_inline(api, poster):
-    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_legacy_2020_body.json", 429))
+    api.script(
+        CHANNEL_ID, load_json_fixture("discord_real_429_legacy_2020_body.json", 429)
+    )
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert info.value.retry_after == 8605 and len(posts(api)) == 1
 
 
 async def test_service_resource_429_code_40062(api, poster):
-    api.script(CHANNEL_ID, load_json_fixture("discord_real_429_code40062_service_resource_2022.json", 429))
+    api.script(
+        CHANNEL_ID,
+        load_json_fixture("discord_real_429_code40062_service_resource_2022.json", 429),
+    )
     ref = await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert ref and poster.test_clock.sleeps == [3.0]
 
@@ -171,14 +212,20 @@ async def test_forbidden_is_permanent_with_code(api, poster, fixture, status, co
     api.script(CHANNEL_ID, load_json_fixture(fixture, status))
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
-    assert (info.value.permanent, info.value.code, info.value.channel) == (True, code, CHANNEL)
+    assert (info.value.permanent, info.value.code, info.value.channel) == (
+        True,
+        code,
+        CHANNEL,
+    )
     assert len(posts(api)) == 1
     assert poster.invalid.count == 1
 
 
 async def test_unknown_channel_is_permanent(api, poster):
     # Body as Discord sends it for code 10003 ("Unknown channel" in discord_docs_json_error_codes.tsv).
-    api.script(CHANNEL_ID, FakeResponse(404, {"message": "Unknown Channel", "code": 10003}))
+    api.script(
+        CHANNEL_ID, FakeResponse(404, {"message": "Unknown Channel", "code": 10003})
+    )
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert (info.value.permanent, info.value.code) == (True, 10003)
@@ -187,7 +234,9 @@ async def test_unknown_channel_is_permanent(api, poster):
 
 async def test_bad_token_stops_all_further_requests(api):
     poster = DiscordPoster("wrong-token", api.base_url)
-    api.script(CHANNEL_ID, load_json_fixture("discord_docs_error_json_example_50014.json", 401))
+    api.script(
+        CHANNEL_ID, load_json_fixture("discord_docs_error_json_example_50014.json", 401)
+    )
     with pytest.raises(DeliveryError) as first:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     with pytest.raises(DeliveryError) as second:
@@ -199,12 +248,16 @@ async def test_bad_token_stops_all_further_requests(api):
 
 async def test_invalid_request_budget_stops_sending(api, poster):
     poster.invalid.budget = 3
-    api.broken[CHANNEL_ID] = load_json_fixture("discord_real_403_50013_missing_permissions_body.json", 403)
+    api.broken[CHANNEL_ID] = load_json_fixture(
+        "discord_real_403_50013_missing_permissions_body.json", 403
+    )
     for _ in range(3):
         with pytest.raises(DeliveryError):
             await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     with pytest.raises(DeliveryError) as info:
-        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+        await poster.post_rendered(
+            "discord:1:222", "discord:1:222|2026-W48", [message()]
+        )
     assert info.value.code == "invalid_request_budget" and info.value.retry_after > 0
     assert len(api.requests) == 3
 
@@ -215,7 +268,9 @@ async def test_server_errors_retried_then_given_up(api, poster):
     assert poster.test_clock.sleeps == [1.0, 2.0]
     api.script("222", *[FakeResponse(503, None)] * 3)
     with pytest.raises(DeliveryError) as info:
-        await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+        await poster.post_rendered(
+            "discord:1:222", "discord:1:222|2026-W48", [message()]
+        )
     assert info.value.code == 503 and info.value.permanent is False
     assert len(posts(api, "222")) == 3
 
@@ -233,8 +288,30 @@ async def test_over_limit_message_is_refused_before_any_request(api, poster):
     [
         ({"content": "x" * 2000, "embeds": []}, True),
         ({"content": "x" * 2001, "embeds": []}, False),
-        ({"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1648}}]}, True),
-        ({"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1649}}]}, False),
+        (
+            {
+                "embeds": [
+                    {
+                        "title": "t" * 256,
+                        "description": "d" * 4096,
+                        "footer": {"text": "f" * 1648},
+                    }
+                ]
+            },
+            True,
+        ),
+        (
+            {
+                "embeds": [
+                    {
+                        "title": "t" * 256,
+                        "description": "d" * 4096,
+                        "footer": {"text": "f" * 1649},
+                    }
+                ]
+            },
+            False,
+        ),
         ({"embeds": [{"title": "t" * 257}]}, False),
         ({"embeds": [{"title": "\u00e9\u6f22" * 128}]}, True),
         ({"embeds": [{"title": "t"}] * 11}, False),
@@ -251,7 +328,15 @@ def test_validate_message_limits(msg, ok):
 def test_mark_skipped_when_it_would_break_the_limit():
     from bot.discord_poster import add_mark
 
-    full = {"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1648}}]}
+    full = {
+        "embeds": [
+            {
+                "title": "t" * 256,
+                "description": "d" * 4096,
+                "footer": {"text": "f" * 1648},
+            }
+        ]
+    }
     assert add_mark(full, digest_mark(DIGEST_ID)) is full
 
 
@@ -274,15 +359,32 @@ def big_digest(n_items: int = 14):
 
     items = tuple(
         DigestItem(
-            Paper(title=f"Paper {i} about **reward** models @everyone " + "\u6f22" * 200, abstract="word " * 12_000,
-                  authors=("A. Author", "B. Writer", "C. Third", "D. Fourth"), arxiv_id=f"2611.{i:05d}", version=1),
-            themes=("rlhf",), score=0.9, why=("Training language models to follow instructions with human feedback",),
+            Paper(
+                title=f"Paper {i} about **reward** models @everyone " + "\u6f22" * 200,
+                abstract="word " * 12_000,
+                authors=("A. Author", "B. Writer", "C. Third", "D. Fourth"),
+                arxiv_id=f"2611.{i:05d}",
+                version=1,
+            ),
+            themes=("rlhf",),
+            score=0.9,
+            why=(
+                "Training language models to follow instructions with human feedback",
+            ),
         )
         for i in range(n_items)
     )
     coverage = Coverage("ok", "Scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 16-22.")
-    return Digest(id=DIGEST_ID, channel=CHANNEL, week="2026-W48", title="RLHF digest, week of Nov 23", themes=("rlhf",),
-                  items=items, coverage=coverage, generated_at="2026-11-25T12:00:00+00:00")
+    return Digest(
+        id=DIGEST_ID,
+        channel=CHANNEL,
+        week="2026-W48",
+        title="RLHF digest, week of Nov 23",
+        themes=("rlhf",),
+        items=items,
+        coverage=coverage,
+        generated_at="2026-11-25T12:00:00+00:00",
+    )
 
 
 async def test_post_digest_renders_within_limits_with_follow_ups(api):
@@ -301,7 +403,9 @@ async def test_post_digest_renders_within_limits_with_follow_ups(api):
     assert ref == found == api.messages[CHANNEL_ID][0]["id"]
     for body in bodies:
         validate_message(body)
-        assert body["allowed_mentions"] == {"parse": []} and body["enforce_nonce"] is True
+        assert (
+            body["allowed_mentions"] == {"parse": []} and body["enforce_nonce"] is True
+        )
         assert "@everyone" not in json.dumps(body, ensure_ascii=False)
     assert len({b["nonce"] for b in bodies}) == len(bodies)
     assert "Scanned 1,204" in bodies[0]["embeds"][-1]["footer"]["text"]
@@ -310,10 +414,16 @@ async def test_post_digest_renders_within_limits_with_follow_ups(api):
 async def test_make_poster_uses_settings_and_the_delivery_pacer(api, fresh_core):
     import dataclasses
 
-    settings = dataclasses.replace(fresh_core.settings, discord_token="good-token", discord_api_url=api.base_url)
+    settings = dataclasses.replace(
+        fresh_core.settings, discord_token="good-token", discord_api_url=api.base_url
+    )
     poster = make_discord_poster(dataclasses.replace(fresh_core, settings=settings))
     from bot.posting import Poster
 
-    assert isinstance(poster, Poster) and poster.platform == "discord" and poster.pace is not None
+    assert (
+        isinstance(poster, Poster)
+        and poster.platform == "discord"
+        and poster.pace is not None
+    )
     assert await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     await poster.aclose()
