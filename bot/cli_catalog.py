@@ -185,3 +185,73 @@ def db_path() -> None:
 
 
 db_group.name = "db"
+
+
+DEMO_PAGE = "demo-arxiv-week.xml"
+"""A real arXiv API page (50 cs.AI/cs.LG papers, recorded 2026-07-13) standing in for this week offline."""
+DEMO_QUERY = "scalable oversight"
+
+
+@click.command()
+@click.option("--query", default=DEMO_QUERY, show_default=True, help="The sample /paper lookup to answer.")
+@friendly_errors
+def demo(query: str) -> None:
+    """Show the whole job offline in a few seconds, with no tokens and no network.
+
+    Loads the seed catalog into a fresh throwaway database, ingests a recorded
+    arXiv page (real papers, served in-process through the same fetch, scoring
+    and storage code as `digestbot fetch`) as this week's announcements, builds
+    this week's digest for a console channel subscribed to every theme, prints it
+    as it would be posted, then answers a sample `/paper` lookup.
+
+    \b
+    Example:
+        digestbot demo
+        digestbot demo --query "weak to strong"
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="digestbot-demo-") as home:
+        _run_demo(Path(home), query)
+
+
+def _run_demo(home: Path, query: str) -> None:
+    import httpx
+
+    from digests.arxiv_api import ArxivClient
+    from digests.build import build_digest
+    from digests.catalog import count_papers, seed_papers
+    from digests.channels import subscribe
+    from digests.fetch import fetch_window
+    from digests.service import open_core
+    from digests.settings import PROJECT_ROOT, load_settings
+
+    from .commands import Invocation, run_text
+    from .render_text import render_text
+
+    settings = load_settings({"DIGESTBOT_HOME": str(home)})
+    core = open_core(settings)
+    seeds = seed_papers(core)
+    sources = sum(len(p.sources) for p in seeds)
+    click.secho(f"Seed catalog: {sources} listings in {len(list(settings.seeds_dir.glob('*.txt')))} seed files "
+                f"merged into {len(seeds)} papers, tagged with {len(core.themes)} themes.", bold=True)
+    page = (PROJECT_ROOT / "config" / DEMO_PAGE).read_bytes()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=page))
+    now = core.clock()
+    client = ArxivClient.from_settings(settings, transport=transport, delay_seconds=0.0)
+    report = fetch_window(core, now, client=client)
+    client.close()
+    matched = sum(1 for scores in report.scores.values() if any(s.matched for s in scores))
+    click.secho(f"This week (offline: a recorded arXiv page stands in): {len(report.papers)} papers scanned, "
+                f"{matched} matched a theme; catalog now holds {count_papers(core)} papers.", bold=True)
+    channel = "console:demo"
+    subscribe(core, channel, list(core.theme_names))
+    click.echo()
+    click.secho(f"── Digest for {channel}, as it would be posted ──", fg="cyan", bold=True)
+    click.echo(render_text(build_digest(core, channel, core.clock())))
+    click.echo()
+    click.secho(f"── /paper {query} ──", fg="cyan", bold=True)
+    reply = run_text(core, Invocation(platform="console", channel=channel, user="demo"), "paper", query)
+    click.echo(render_text(reply))
+    click.echo()
+    click.echo("Next: `digestbot console` to try /paper and /digest yourself; `digestbot --help` for everything.")
