@@ -99,7 +99,12 @@ def invite_url(client_id: str | None, as_json: bool) -> None:
     "--global",
     "to_global",
     is_flag=True,
-    help="Sync to every server (takes effect within an hour).",
+    help="Sync to every server the bot is in.",
+)
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Remove the bot's commands from that server (or globally) instead.",
 )
 @click.option(
     "--dry-run",
@@ -108,17 +113,23 @@ def invite_url(client_id: str | None, as_json: bool) -> None:
 )
 @json_option
 @friendly_errors
-def sync(guild_id: int | None, to_global: bool, dry_run: bool, as_json: bool) -> None:
+def sync(
+    guild_id: int | None, to_global: bool, clear: bool, dry_run: bool, as_json: bool
+) -> None:
     """Register the /paper and /digest slash commands with Discord now.
 
     With DISCORD_GUILD_ID (or --guild) the commands go to that one server and
     appear at once, which suits development; with --global, or without a guild
     id, they go to every server the bot is in. `digestbot run` syncs by itself
-    when the commands changed, so you need this only to force it.
+    when the commands changed, so you need this only to force it. Moving from
+    a dev server to global? Sync --global, then --clear that server, or its
+    members see every command twice.
 
     \b
     Example:
         DISCORD_TOKEN=... digestbot discord sync --guild 1380488052169769110
+        DISCORD_TOKEN=... digestbot discord sync --global
+        DISCORD_TOKEN=... digestbot discord sync --guild 1380488052169769110 --clear
         digestbot discord sync --dry-run --json
     """
     import asyncio
@@ -137,22 +148,18 @@ def sync(guild_id: int | None, to_global: bool, dry_run: bool, as_json: bool) ->
         else:
             click.echo("\n".join(_lines(payload)))
         return
-    synced = asyncio.run(_sync(core, target))
-    where = (
-        f"server {target}"
-        if target
-        else "every server (global; may take up to an hour to show)"
-    )
+    synced = asyncio.run(_sync(core, target, clear))
+    where = f"server {target}" if target else "every server the bot is in"
     if as_json:
         print_json({"scope": target or "global", "commands": synced})
+    elif clear:
+        click.echo(f"Removed the bot's commands from {where}.")
     else:
-        click.echo(
-            f"Synced {len(synced)} commands to {where}: "
-            + ", ".join(f"/{name}" for name in synced)
-        )
+        names = ", ".join(f"/{name}" for name in synced)
+        click.echo(f"Synced {len(synced)} commands to {where}: {names}")
 
 
-async def _sync(core: Any, guild_id: int | None) -> list[str]:
+async def _sync(core: Any, guild_id: int | None, clear: bool = False) -> list[str]:
     from bot.discord_app import (
         build_discord_client,
         login,
@@ -164,7 +171,7 @@ async def _sync(core: Any, guild_id: int | None) -> list[str]:
     client.sync_on_start = False
     try:
         await login(client, require_token(core))
-        synced = await sync_commands(client, guild_id) or []
+        synced = await sync_commands(client, guild_id, clear=clear) or []
     finally:
         await client.close()
     return [command.name for command in synced]

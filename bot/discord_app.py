@@ -387,16 +387,24 @@ def commands_payload(tree: app_commands.CommandTree) -> list[dict[str, Any]]:
 
 
 async def sync_commands(
-    client: DigestClient, guild_id: int | None, *, only_if_changed: bool = False
+    client: DigestClient,
+    guild_id: int | None,
+    *,
+    only_if_changed: bool = False,
+    clear: bool = False,
 ) -> list[app_commands.AppCommand] | None:
-    """Register the commands with Discord in one guild (instant; for development) or globally.
+    """Register the commands with Discord in one guild (for development) or globally.
 
     With `only_if_changed`, skip the call when the same commands were already synced to that scope (their hash
-    is kept in the `meta` table), so restarts do not spend the command-sync rate limit.
+    is kept in the `meta` table), so restarts do not spend the command-sync rate limit. With `clear`, remove
+    the bot's commands from that scope instead (e.g. a dev guild's copies once the commands are global, which
+    would otherwise show twice there).
     """
     tree = client.tree
     guild = discord.Object(id=guild_id) if guild_id else None
-    if guild is not None:
+    if clear:
+        tree.clear_commands(guild=guild)
+    elif guild is not None:
         tree.copy_global_to(guild=guild)
     payload = [c.to_dict(tree) for c in tree.get_commands(guild=guild)]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

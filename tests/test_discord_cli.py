@@ -94,3 +94,12 @@ def test_sync_with_a_rejected_token_is_one_line():
 def test_sync_without_token_names_the_variable():
     result = invoke("sync")
     assert result.exit_code == 1 and "DISCORD_TOKEN is not set" in result.output
+
+
+def test_sync_clear_removes_a_dev_guilds_commands():
+    with ThreadedFakeDiscordAPI() as api:
+        env = {"DIGESTBOT_DISCORD_API_URL": api.base_url, "DISCORD_TOKEN": "good-token"}
+        result = invoke("sync", "--guild", "42", "--clear", env=env)
+    assert result.output == "Removed the bot's commands from server 42.\n"
+    [put] = api.calls("PUT", rf"/applications/{APP_ID}/guilds/42/commands")
+    assert put.body == []
