@@ -14,6 +14,6 @@ def test_demo_prints_digest_and_lookup_offline(env_setup):
     assert "── Digest for console:demo" in out
     assert "https://arxiv.org/abs/" in out
     assert "Classic:" in out
-    assert "scanned" in out.split("── /paper")[0].splitlines()[-1]
+    assert "scanned" in out.split("── /paper")[0].strip().splitlines()[-1]
     assert "Measuring Progress on Scalable Oversight" in out.split("── /paper")[1]
     assert not (env_setup / "digestbot.db").exists(), "the demo must not touch the user's catalog"
