@@ -273,13 +273,21 @@ class DiscordPoster:
         """Return the id of the digest's main message if it is among the channel's recent messages, else None.
 
         Within a few minutes of a crash the nonce alone prevents a duplicate; this catches the longer case as long
-        as fewer than HISTORY_LIMIT messages were posted in the channel since.
+        as fewer than HISTORY_LIMIT messages were posted in the channel since. Without Read Message History
+        Discord answers an empty list. When the history cannot be read at all this returns None and leaves the
+        error to the post that follows, which reports it to the ledger properly (only the nonce then guards).
         """
         channel_id = channel_id_from_key(channel_key)
         path = f"channels/{channel_id}/messages"
-        history = await self._send(
-            channel_key, "GET", path, params={"limit": HISTORY_LIMIT}
-        )
+        try:
+            history = await self._send(
+                channel_key, "GET", path, params={"limit": HISTORY_LIMIT}
+            )
+        except DeliveryError as exc:
+            log.warning(
+                "could not read %s history to find %s: %s", channel_key, digest_id, exc
+            )
+            return None
         mark = digest_mark(digest_id)
         for message in history:
             if not (message.get("author") or {}).get("bot"):

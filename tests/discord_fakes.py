@@ -93,7 +93,7 @@ class FakeDiscordAPI:
         self.scripts: dict[str, list[FakeResponse]] = {}
         """Per channel id: answers consumed in order by the next message posts (then normal behaviour)."""
         self.broken: dict[str, FakeResponse] = {}
-        """Per channel id: an answer given to every message post (a deleted channel, a kicked bot)."""
+        """Per channel id: the answer to every message post and history read (a deleted channel, a kicked bot)."""
         self.ids = itertools.count(1_400_000_000_000_000_000)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -238,6 +238,8 @@ class FakeDiscordAPI:
     def _history(
         self, body: Any, request: web.Request, channel_id: str
     ) -> FakeResponse:
+        if channel_id in self.broken:
+            return self.broken[channel_id]
         limit = int(request.query.get("limit", "50"))
         newest_first = list(reversed(self.messages.get(channel_id, [])))[:limit]
         return FakeResponse(

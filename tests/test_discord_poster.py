@@ -427,3 +427,13 @@ async def test_make_poster_uses_settings_and_the_delivery_pacer(api, fresh_core)
     )
     assert await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     await poster.aclose()
+
+
+async def test_find_posted_when_history_is_refused_leaves_it_to_the_post(api, poster):
+    api.broken[CHANNEL_ID] = load_json_fixture(
+        "discord_real_403_50001_missing_access_body.json", 403
+    )
+    assert await poster.find_posted(CHANNEL, DIGEST_ID) is None
+    with pytest.raises(DeliveryError) as info:
+        await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
+    assert info.value.permanent is True
