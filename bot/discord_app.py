@@ -303,11 +303,21 @@ def minimal_intents() -> discord.Intents:
 
 
 def add_commands(tree: app_commands.CommandTree, client: DigestClient) -> None:
-    """Add `/paper` and the `/digest` group to `tree`, generated from the command table."""
+    """Add `/paper` and the `/digest` group to `tree`, generated from the command table.
+
+    Discord's default_member_permissions applies to a whole top-level command, so Manage Channels on `/digest`
+    would also hide topics, status, preview and help from members. By default the subscription changes are
+    guarded at run time only (`permission_refusal`); `[discord] restrict_digest = true` adds the Discord-side
+    default as well, and server admins can always adjust it under Server Settings > Integrations.
+    """
+    restrict = bool(client.core.settings.section("discord").get("restrict_digest"))
     group = app_commands.Group(
         name="digest",
         description="This channel's weekly paper digest: topics, schedule, preview, status.",
         guild_only=True,
+        default_permissions=discord.Permissions(manage_channels=True)
+        if restrict
+        else None,
     )
     for command in COMMANDS:
         app_command = make_app_command(command, client)

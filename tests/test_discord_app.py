@@ -407,3 +407,23 @@ async def test_autocomplete_drops_requests_the_user_has_typed_past(fresh_core):
     )  # "con" alone has matches: this one was dropped, not answered
     assert [c.value for c in await newer]
     await client.close()
+
+
+def test_restrict_digest_sets_default_member_permissions(fresh_core):
+    tree = build_discord_client(fresh_core).tree
+    plain = tree.get_command("digest").to_dict(tree)
+    assert plain.get("default_member_permissions") is None
+    settings = dataclasses.replace(
+        fresh_core.settings, raw={"discord": {"restrict_digest": True}}
+    )
+    client = build_discord_client(dataclasses.replace(fresh_core, settings=settings))
+    restricted = client.tree.get_command("digest").to_dict(client.tree)
+    assert restricted["default_member_permissions"] == str(
+        discord.Permissions(manage_channels=True).value
+    )
+    assert (
+        client.tree.get_command("paper")
+        .to_dict(client.tree)
+        .get("default_member_permissions")
+        is None
+    )
