@@ -299,10 +299,8 @@ def _upsert_seed_papers(core: "Core", papers: Sequence[Paper], now: str) -> list
 
 
 def _tag_seed_papers(core: "Core", paper_ids: Sequence[int]) -> None:
-    try:
-        from .match import tag_seeds
-    except ImportError:  # matching lands with the arXiv issue; seeds stay untagged until then
-        return
+    from .match import tag_seeds
+
     papers = get_papers(core, paper_ids)
     tags = tag_seeds(core.themes, papers)
     for paper, names in zip(papers, tags):

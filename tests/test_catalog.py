@@ -131,6 +131,8 @@ def test_scores_and_matched_papers(core):
     found = catalog.matched_papers(core, ["oversight", "rlhf"], "2026-11-20", "2026-11-26")
     assert [(p.arxiv_id, [s.theme for s in s_]) for p, s_ in found] == [("2305.18290", ["oversight"])]
     assert catalog.matched_papers(core, ["oversight"], "2026-11-26", "2026-12-01") == []
+    assert "2305.18290" in [p.arxiv_id for p in catalog.list_papers(core, theme="oversight")]
+    assert all("oversight" in p.themes for p in catalog.list_papers(core, theme="oversight"))
 
 
 def test_catalog_version_changes_on_write(core):
