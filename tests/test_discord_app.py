@@ -418,9 +418,8 @@ def test_restrict_digest_sets_default_member_permissions(fresh_core):
     )
     client = build_discord_client(dataclasses.replace(fresh_core, settings=settings))
     restricted = client.tree.get_command("digest").to_dict(client.tree)
-    assert restricted["default_member_permissions"] == str(
-        discord.Permissions(manage_channels=True).value
-    )
+    manage_channels = discord.Permissions(manage_channels=True).value
+    assert int(restricted["default_member_permissions"]) == manage_channels
     assert (
         client.tree.get_command("paper")
         .to_dict(client.tree)
