@@ -23,7 +23,7 @@ def paper_json(paper: Any, scores: list[Any]) -> dict[str, Any]:
         "primary_category": paper.primary_category,
         "published": paper.published,
         "updated": paper.updated,
-        "scores": {s.theme: round(float(s.score), 4) for s in scores},
+        "scores": {s.theme: round(float(s.score), 6) for s in scores},
         "matched": [s.theme for s in scores if s.matched],
         "why": {s.theme: list(s.why) for s in scores if s.matched},
     }
