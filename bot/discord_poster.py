@@ -455,9 +455,9 @@ class DiscordPoster:
 
 
 PERMANENT_REASONS: dict[object, str] = {
-    50001: "the bot cannot see this channel (Missing Access); invite it again or give it View Channel here",
-    50013: "the bot lacks a permission here (Missing Permissions); give it Send Messages and Embed Links",
-    10003: "the channel no longer exists (Unknown Channel)",
+    50001: "the bot cannot see this channel (Missing Access, 50001); invite it again or give it View Channel here",
+    50013: "the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages and Embed Links",
+    10003: "the channel no longer exists (Unknown Channel, 10003)",
 }
 """The channel-level refusals that mark a channel broken until someone fixes it."""
 

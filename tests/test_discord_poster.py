@@ -437,3 +437,68 @@ async def test_find_posted_when_history_is_refused_leaves_it_to_the_post(api, po
     with pytest.raises(DeliveryError) as info:
         await poster.post_rendered(CHANNEL, DIGEST_ID, [message()])
     assert info.value.permanent is True
+
+
+# -- with E2's Deliverer and the real digest build: scheduled digests reach Discord as embeds --------
+
+
+async def test_deliverer_posts_digest_once_and_marks_refusing_channel_broken(
+    api, fresh_core, fixed_now
+):
+    from bot.deliver import Deliverer, catalog_lane
+    from digests import channels
+
+    gone = "discord:1380488052169769110:222"
+    for key in (CHANNEL, gone):
+        channels.subscribe(fresh_core, key, [fresh_core.theme_names[0]])
+    api.broken["222"] = load_json_fixture(
+        "discord_real_403_50013_missing_permissions_body.json", 403
+    )
+    poster = DiscordPoster("good-token", api.base_url)
+    deliverer = Deliverer(fresh_core, posters=lambda platform: poster)
+    first = await deliverer.deliver(CHANNEL, fixed_now)
+    again = await deliverer.deliver(CHANNEL, fixed_now)
+    refused = await deliverer.deliver(gone, fixed_now)
+    await poster.aclose()
+    catalog_lane(fresh_core).close()
+    assert (first.outcome, again.outcome, refused.outcome) == (
+        "posted",
+        "already",
+        "broken",
+    )
+    assert (
+        first.ref == api.messages[CHANNEL_ID][0]["id"]
+        and len(api.messages[CHANNEL_ID]) >= 1
+    )
+    main = posts(api)[0].body
+    validate_message(main)
+    assert (
+        main["embeds"]
+        and digest_mark(first.digest_id) in main["embeds"][-1]["footer"]["text"]
+    )
+    # E2 stores the error code as the reason today; the message (str(exc)) also names it and the fix.
+    assert "50013" in channels.get_channel(fresh_core, gone).broken_reason
+
+
+async def test_deliverer_recovers_a_post_whose_ref_was_lost(api, fresh_core, fixed_now):
+    from bot.deliver import Deliverer, catalog_lane
+    from digests import channels, ledger
+    from digests.build import build_digest
+
+    channels.subscribe(fresh_core, CHANNEL, [fresh_core.theme_names[0]])
+    poster = DiscordPoster("good-token", api.base_url)
+    digest = build_digest(fresh_core, CHANNEL, fixed_now)
+    ref = await poster.post(CHANNEL, digest)  # the post landed ...
+    ledger.begin(fresh_core, digest, fixed_now)
+    ledger.record_attempt(
+        fresh_core, digest.id
+    )  # ... and the process died before recording the ref
+    result = await Deliverer(fresh_core, posters=lambda platform: poster).deliver(
+        CHANNEL, fixed_now
+    )
+    await poster.aclose()
+    catalog_lane(fresh_core).close()
+    assert (result.outcome, result.ref) == ("recovered", ref)
+    assert len(posts(api)) == len(
+        api.messages[CHANNEL_ID]
+    )  # nothing posted a second time
