@@ -79,14 +79,25 @@ def last_runs(core: "Core", n: int = 10) -> list[FetchRun]:
     return [_row_to_run(r) for r in rows]
 
 
-def runs_between(core: "Core", start: str | datetime, end: str | datetime) -> list[FetchRun]:
-    """Return the runs that started in [start, end) (ISO strings or datetimes), oldest first."""
+def _as_utc_iso(when: str | datetime) -> str:
     from .store import utcnow_iso
 
-    lo = start if isinstance(start, str) else utcnow_iso(start)
-    hi = end if isinstance(end, str) else utcnow_iso(end)
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+    return utcnow_iso(when)
+
+
+def runs_between(core: "Core", start: str | datetime, end: str | datetime) -> list[FetchRun]:
+    """Return the runs that started in [start, end], oldest first.
+
+    Bounds are datetimes or ISO strings in any offset (normalised to UTC before comparing); the end is
+    inclusive so a run started at the very instant a digest is built still counts.
+    """
     rows = core.db.query(
-        "SELECT * FROM fetch_runs WHERE started >= ? AND started < ? ORDER BY started, id", [lo, hi]
+        "SELECT * FROM fetch_runs WHERE started >= ? AND started <= ? ORDER BY started, id",
+        [_as_utc_iso(start), _as_utc_iso(end)],
     )
     return [_row_to_run(r) for r in rows]
 
@@ -111,12 +122,16 @@ def query_categories(core: "Core") -> tuple[str, ...]:
 
 
 def _scanned(papers: list[Paper], cats: tuple[str, ...]) -> dict[str, int]:
+    """Count papers per category, each paper once: its primary category when queried, else its first queried one.
+
+    Counting each paper once keeps sum(scanned.values()) equal to the papers scanned, for coverage lines.
+    """
     counts: dict[str, int] = {}
     wanted = set(cats)
     for paper in papers:
-        hits = [c for c in paper.categories if c in wanted] or [paper.primary_category or "unknown"]
-        for cat in hits:
-            counts[cat] = counts.get(cat, 0) + 1
+        primary = paper.primary_category
+        cat = primary if primary in wanted else next((c for c in paper.categories if c in wanted), primary)
+        counts[cat or "unknown"] = counts.get(cat or "unknown", 0) + 1
     return counts
 
 
