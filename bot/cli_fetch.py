@@ -83,16 +83,22 @@ def _enrich(core: Any, as_json: bool) -> None:
     if is_tty() and not as_json:
         click.echo(err=True)
     if as_json:
-        print_json({
-            "adopted": [{"paper_id": p.id, "title": r.title, "arxiv_id": r.arxiv_id, "version": r.version}
-                        for p, r in report.adopted],
-            "unmatched": [p.display_title for p in report.unmatched],
-            "failed": [{"title": p.display_title, "reason": why} for p, why in report.failed],
-        })
+        print_json(
+            {
+                "adopted": [
+                    {"paper_id": p.id, "title": r.title, "arxiv_id": r.arxiv_id, "version": r.version}
+                    for p, r in report.adopted
+                ],
+                "unmatched": [p.display_title for p in report.unmatched],
+                "failed": [{"title": p.display_title, "reason": why} for p, why in report.failed],
+            }
+        )
         return
-    click.echo(f"Adopted arXiv records for {len(report.adopted)} seed papers; "
-               f"{len(report.unmatched)} had no confident match; {len(report.failed)} lookups failed.")
-    for paper, record in report.adopted:
+    click.echo(
+        f"Adopted arXiv records for {len(report.adopted)} seed papers; "
+        f"{len(report.unmatched)} had no confident match; {len(report.failed)} lookups failed."
+    )
+    for _seed, record in report.adopted:
         click.echo(f"  arXiv:{record.arxiv_id}  {record.title}")
     for paper in report.unmatched:
         click.echo(f"  no match: {paper.display_title}")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -86,7 +87,7 @@ class QueryResult:
 class HttpCache:
     """Validated response bodies in the `http_cache` table, valid for one announcement day per URL."""
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     @staticmethod
@@ -102,8 +103,14 @@ class HttpCache:
     def put(self, url: str, day: str, status: int, body: bytes, now: datetime) -> None:
         """Store a validated body for `url`, replacing any earlier day's."""
         self.db["http_cache"].upsert(
-            {"key": self.key(url), "day": day, "url": url, "status": status, "body": body,
-             "fetched_at": now.astimezone(timezone.utc).isoformat(timespec="seconds")},
+            {
+                "key": self.key(url),
+                "day": day,
+                "url": url,
+                "status": status,
+                "body": body,
+                "fetched_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+            },
             pk="key",
         )
 
@@ -118,7 +125,7 @@ class _Retry(Exception):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ArxivClient:
@@ -170,8 +177,8 @@ class ArxivClient:
 
     @classmethod
     def from_settings(
-        cls, settings: "Settings", *, db: "Database | None" = None, now: Callable[[], datetime] = _utcnow, **kw: Any
-    ) -> "ArxivClient":
+        cls, settings: Settings, *, db: Database | None = None, now: Callable[[], datetime] = _utcnow, **kw: Any
+    ) -> ArxivClient:
         """Build a client from Settings, caching in `db` when given; keyword arguments override settings."""
         options: dict[str, Any] = {
             "user_agent": settings.user_agent,
@@ -190,7 +197,7 @@ class ArxivClient:
         """Close the underlying connection."""
         self._http.close()
 
-    def __enter__(self) -> "ArxivClient":
+    def __enter__(self) -> ArxivClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -239,7 +246,10 @@ class ArxivClient:
             error_cls = ArxivThrottledError if status in (429, 503) else ArxivHTTPError
             error = error_cls(
                 f"arXiv is busy (HTTP {status}) and kept refusing the query {query!r}; try again later",
-                url=url, attempt=attempt, status=status, retry_after=retry_after,
+                url=url,
+                attempt=attempt,
+                status=status,
+                retry_after=retry_after,
             )
             if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
                 raise error
@@ -247,7 +257,10 @@ class ArxivClient:
         message = _error_text(response.content) or response.reason_phrase
         raise ArxivHTTPError(
             f"arXiv rejected the query {query!r} (HTTP {status}): {message}",
-            url=url, attempt=attempt, status=status, query=query,
+            url=url,
+            attempt=attempt,
+            status=status,
+            query=query,
         )
 
     def _validate(self, page: FeedPage, url: str, query: str, start: int, attempt: int) -> None:
@@ -256,11 +269,17 @@ class ArxivClient:
                 f"arXiv rejected the query {query!r}: {page.error}", url=url, attempt=attempt, status=200, query=query
             )
         if not page.papers and page.total is not None and page.total > start:
-            raise _Retry(ArxivEmptyPageError(
-                f"arXiv sent an empty page at start={start} although it reported {page.total} results "
-                f"for {query!r}; the fetch is incomplete",
-                url=url, attempt=attempt, raw=None, start=start, total=page.total,
-            ))
+            raise _Retry(
+                ArxivEmptyPageError(
+                    f"arXiv sent an empty page at start={start} although it reported {page.total} results "
+                    f"for {query!r}; the fetch is incomplete",
+                    url=url,
+                    attempt=attempt,
+                    raw=None,
+                    start=start,
+                    total=page.total,
+                )
+            )
 
     def _backoff(self, attempt: int) -> float:
         return min(MAX_BACKOFF_SECONDS, self.delay_seconds * (2 ** (attempt - 1)))
@@ -297,12 +316,22 @@ class ArxivClient:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def search_page(self, query: str, *, start: int = 0, max_results: int | None = None,
-                    sort_by: str = "submittedDate", sort_order: str = "descending") -> FeedPage:
+    def search_page(
+        self,
+        query: str,
+        *,
+        start: int = 0,
+        max_results: int | None = None,
+        sort_by: str = "submittedDate",
+        sort_order: str = "descending",
+    ) -> FeedPage:
         """Return one page of results for an arXiv `search_query`."""
         params = {
-            "search_query": query, "start": start, "max_results": max_results or self.page_size,
-            "sortBy": sort_by, "sortOrder": sort_order,
+            "search_query": query,
+            "start": start,
+            "max_results": max_results or self.page_size,
+            "sortBy": sort_by,
+            "sortOrder": sort_order,
         }
         return self.request_page(params, query=query, start=start)
 
@@ -370,7 +399,9 @@ class ArxivClient:
         if response.status_code >= 400:
             raise ArxivHTTPError(
                 f"arXiv RSS refused {url} (HTTP {response.status_code}): {_rss_error(response.content)}",
-                url=url, attempt=1, status=response.status_code,
+                url=url,
+                attempt=1,
+                status=response.status_code,
             )
         return parse_rss(response.content)
 
@@ -382,9 +413,7 @@ def _parse(body: bytes, url: str, attempt: int) -> FeedPage:
         raise _Retry(ArxivFeedError(f"{exc} from {url}", url=url, attempt=attempt)) from None
 
 
-def _stop_reason(
-    page: FeedPage, fresh: list[Paper], start: int, seen: int, window_start: str | None, cap: int
-) -> str:
+def _stop_reason(page: FeedPage, fresh: list[Paper], start: int, seen: int, window_start: str | None, cap: int) -> str:
     if not page.papers:
         return "empty"
     if not fresh:
@@ -424,6 +453,6 @@ def build_window_query(categories: Sequence[str], start: datetime, end: datetime
     """Return `(cat:a OR cat:b) AND submittedDate:[YYYYMMDDHHMM TO YYYYMMDDHHMM]` (GMT, as arXiv expects)."""
     cats = " OR ".join(f"cat:{c}" for c in categories)
     fmt = "%Y%m%d%H%M"
-    lo = start.astimezone(timezone.utc).strftime(fmt)
-    hi = end.astimezone(timezone.utc).strftime(fmt)
+    lo = start.astimezone(UTC).strftime(fmt)
+    hi = end.astimezone(UTC).strftime(fmt)
     return f"({cats}) AND submittedDate:[{lo} TO {hi}]"

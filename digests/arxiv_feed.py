@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Iterable, Iterator
 
 from .errors import ArxivError
 from .models import Paper, SourceRef
@@ -95,8 +95,8 @@ def to_utc_iso(text: str | None) -> str | None:
         except (TypeError, ValueError):
             return text
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat(timespec="seconds")
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _chunks(data: bytes | Iterable[bytes]) -> Iterator[bytes]:

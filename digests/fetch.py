@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArxivError
@@ -49,7 +49,7 @@ def _row_to_run(row: dict[str, Any]) -> FetchRun:
     )
 
 
-def record_run(core: "Core", run: FetchRun) -> FetchRun:
+def record_run(core: Core, run: FetchRun) -> FetchRun:
     """Insert (or update, when `run.id` is set) one fetch_runs row and return the run with its id."""
     row = {
         "started": run.started,
@@ -73,7 +73,7 @@ def record_run(core: "Core", run: FetchRun) -> FetchRun:
     return replace(run, id=table.last_pk)
 
 
-def last_runs(core: "Core", n: int = 10) -> list[FetchRun]:
+def last_runs(core: Core, n: int = 10) -> list[FetchRun]:
     """Return the `n` most recent fetch runs, newest first."""
     rows = core.db.query("SELECT * FROM fetch_runs ORDER BY started DESC, id DESC LIMIT ?", [n])
     return [_row_to_run(r) for r in rows]
@@ -85,11 +85,11 @@ def _as_utc_iso(when: str | datetime) -> str:
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
     return utcnow_iso(when)
 
 
-def runs_between(core: "Core", start: str | datetime, end: str | datetime) -> list[FetchRun]:
+def runs_between(core: Core, start: str | datetime, end: str | datetime) -> list[FetchRun]:
     """Return the runs that started in [start, end], oldest first.
 
     Bounds are datetimes or ISO strings in any offset (normalised to UTC before comparing); the end is
@@ -111,11 +111,11 @@ def window_bounds(now: datetime, days: int) -> tuple[datetime, datetime]:
 
     Whole days keep the query URL identical all day, so the daily cache answers a repeat fetch.
     """
-    end = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    end = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     return end - timedelta(days=max(1, days)), end
 
 
-def query_categories(core: "Core") -> tuple[str, ...]:
+def query_categories(core: Core) -> tuple[str, ...]:
     """Return the union of the themes' arXiv categories, in theme order (defaults when none)."""
     cats = dict.fromkeys(c for theme in core.themes for c in theme.categories)
     return tuple(cats) or DEFAULT_CATEGORIES
@@ -135,7 +135,7 @@ def _scanned(papers: list[Paper], cats: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
-def _store_and_score(core: "Core", papers: list[Paper], now: datetime) -> tuple[list[Paper], dict[int, list[ThemeScore]]]:
+def _store_and_score(core: Core, papers: list[Paper], now: datetime) -> tuple[list[Paper], dict[int, list[ThemeScore]]]:
     from .catalog import upsert_arxiv_papers
 
     upserted = upsert_arxiv_papers(core, papers, now)
@@ -150,11 +150,11 @@ def _store_and_score(core: "Core", papers: list[Paper], now: datetime) -> tuple[
 
 
 def fetch_window(
-    core: "Core",
+    core: Core,
     now: datetime,
     days: int = 7,
-    client: "ArxivClient | None" = None,
-    progress: "ProgressFn | None" = None,
+    client: ArxivClient | None = None,
+    progress: ProgressFn | None = None,
 ) -> FetchReport:
     """Fetch the last `days` days of papers in the themes' categories, store, score and record the run.
 
@@ -170,10 +170,19 @@ def fetch_window(
     own_client = client is None
     client = client or ArxivClient.from_settings(core.settings, db=core.db, now=core.clock)
     before = replace(client.stats)
-    run = record_run(core, FetchRun(
-        id=None, started=utcnow_iso(now), finished=None, window_start=utcnow_iso(start),
-        window_end=utcnow_iso(end), outcome="failed", reason="interrupted", queries=(query,),
-    ))
+    run = record_run(
+        core,
+        FetchRun(
+            id=None,
+            started=utcnow_iso(now),
+            finished=None,
+            window_start=utcnow_iso(start),
+            window_end=utcnow_iso(end),
+            outcome="failed",
+            reason="interrupted",
+            queries=(query,),
+        ),
+    )
     result = QueryResult(query=query)
     outcome, reason = "ok", None
     papers: list[Paper] = []
@@ -191,11 +200,20 @@ def fetch_window(
         raise
     finally:
         stats = client.stats
-        run = record_run(core, replace(
-            run, finished=utcnow_iso(core.clock()), outcome=outcome, reason=reason,
-            requests=stats.requests - before.requests, pages=stats.pages - before.pages + stats.cache_hits - before.cache_hits,
-            retries=stats.retries - before.retries, papers=len(result.papers), scanned=_scanned(result.papers, cats),
-        ))
+        run = record_run(
+            core,
+            replace(
+                run,
+                finished=utcnow_iso(core.clock()),
+                outcome=outcome,
+                reason=reason,
+                requests=stats.requests - before.requests,
+                pages=stats.pages - before.pages + stats.cache_hits - before.cache_hits,
+                retries=stats.retries - before.retries,
+                papers=len(result.papers),
+                scanned=_scanned(result.papers, cats),
+            ),
+        )
         if own_client:
             client.close()
     return FetchReport(run=run, papers=papers, scores=scores)
@@ -269,7 +287,7 @@ def _containment(seed_text: str | None, record_text: str | None, share: float) -
     return len(seed_words & set(_words(record_text))) / len(seed_words) >= share
 
 
-def enrich_seeds(core: "Core", client: "ArxivClient", progress: "ProgressFn | None" = None) -> EnrichReport:
+def enrich_seeds(core: Core, client: ArxivClient, progress: ProgressFn | None = None) -> EnrichReport:
     """Look up seed papers without an arXiv id and adopt id, title and authors on a confident match only."""
     from .catalog import adopt_arxiv_record, seed_papers
     from .errors import CatalogError
@@ -294,7 +312,7 @@ def enrich_seeds(core: "Core", client: "ArxivClient", progress: "ProgressFn | No
     return report
 
 
-def lookup_and_store(core: "Core", arxiv_id: str, client: "ArxivClient | None" = None) -> Paper | None:
+def lookup_and_store(core: Core, arxiv_id: str, client: ArxivClient | None = None) -> Paper | None:
     """Fetch one paper by arXiv id (for `/paper` on an id the catalog lacks), store and score it.
 
     Returns the stored Paper (with its catalog id), or None when arXiv has no such paper.

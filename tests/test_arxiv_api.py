@@ -6,16 +6,16 @@ import re
 import socket
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
 from conftest import REALDATA
+
 from digests.arxiv_api import ArxivClient, HttpCache, announcement_day, build_window_query
 from digests.arxiv_feed import ArxivFeedError
 from digests.errors import ArxivEmptyPageError, ArxivError, ArxivHTTPError, ArxivThrottledError
@@ -39,8 +39,11 @@ def real(name: str) -> bytes:
 def real_entries() -> list[bytes]:
     """Every distinct real <entry> block from the recorded 2026 searches (160 papers)."""
     seen: dict[bytes, bytes] = {}
-    for name in ("arxiv_api_2026_search_all-testing_start0_max100.xml", "arxiv_api_2026_search_cat-cs.AI_OR_cat-cs.LG_max50.xml",
-                 "arxiv_api_2026_search_all-testing_start10_max10.xml"):
+    for name in (
+        "arxiv_api_2026_search_all-testing_start0_max100.xml",
+        "arxiv_api_2026_search_cat-cs.AI_OR_cat-cs.LG_max50.xml",
+        "arxiv_api_2026_search_all-testing_start10_max10.xml",
+    ):
         for block in ENTRY_RE.findall(real(name)):
             key = re.search(rb"<id>(.*?)</id>", block).group(1)
             seen.setdefault(key, block)
@@ -135,7 +138,7 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -163,7 +166,7 @@ QUERY = "(cat:cs.AI OR cat:cs.LG) AND submittedDate:[202611180000 TO 20261126000
 
 
 def test_window_query_uses_gmt_minutes():
-    start = datetime(2026, 11, 18, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 18, tzinfo=UTC)
     assert build_window_query(["cs.AI", "cs.LG"], start, NOW) == (
         "(cat:cs.AI OR cat:cs.LG) AND submittedDate:[202611180000 TO 202611251200]"
     )
@@ -171,7 +174,9 @@ def test_window_query_uses_gmt_minutes():
 
 def test_request_parameters_user_agent_and_politeness_delay(arxiv, make_client, fake_time):
     entries = real_entries()[:25]
-    arxiv.handler = lambda q: ok(build_feed(entries[int(q["start"][0]) : int(q["start"][0]) + 10], 25, int(q["start"][0])))
+    arxiv.handler = lambda q: ok(
+        build_feed(entries[int(q["start"][0]) : int(q["start"][0]) + 10], 25, int(q["start"][0]))
+    )
     result = make_client(page_size=10).fetch_query(QUERY)
     assert [r["params"]["start"] for r in arxiv.requests] == [["0"], ["10"], ["20"]]
     first = arxiv.requests[0]
@@ -188,7 +193,12 @@ def unique_entries(start: int, count: int) -> list[bytes]:
     """`count` real entries given ids 2611.<start+i> so every page brings new papers."""
     pool = real_entries()
     return [
-        re.sub(rb"<id>[^<]+</id>", f"<id>http://arxiv.org/abs/2611.{start + i:05d}v1</id>".encode(), pool[(start + i) % len(pool)], count=1)
+        re.sub(
+            rb"<id>[^<]+</id>",
+            f"<id>http://arxiv.org/abs/2611.{start + i:05d}v1</id>".encode(),
+            pool[(start + i) % len(pool)],
+            count=1,
+        )
         for i in range(count)
     ]
 
@@ -201,7 +211,10 @@ def test_paging_never_passes_the_result_cap(arxiv, make_client):
     arxiv.handler = handler
     result = make_client(page_size=20, max_total=50).fetch_query(QUERY)
     assert [(r["params"]["start"], r["params"]["max_results"]) for r in arxiv.requests] == [
-        (["0"], ["20"]), (["20"], ["20"]), (["40"], ["10"])]
+        (["0"], ["20"]),
+        (["20"], ["20"]),
+        (["40"], ["10"]),
+    ]
     assert result.stopped == "cap" and len(result.papers) == 50
 
 
@@ -354,7 +367,7 @@ def test_cache_answers_the_same_query_on_the_same_announcement_day(arxiv, make_c
     second_client = make_client(cache=HttpCache(db))
     second = second_client.fetch_query(QUERY)
     assert len(arxiv.requests) == 1 and second.papers == first.papers and second_client.stats.cache_hits == 1
-    later = make_client(cache=HttpCache(db), now=lambda: datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc))
+    later = make_client(cache=HttpCache(db), now=lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC))
     later.fetch_query(QUERY)  # 21:00 ET on the 25th: a new announcement went out
     assert len(arxiv.requests) == 2
 
@@ -371,10 +384,10 @@ def test_failed_pages_are_not_cached(arxiv, make_client, tmp_path):
 @pytest.mark.parametrize(
     "now, day",
     [
-        (datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc), "2026-11-24"),  # Wed 07:00 ET: Tue's batch
-        (datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc), "2026-11-25"),  # Wed 20:30 ET
-        (datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc), "2026-11-26"),  # Sat: Thursday's batch
-        (datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc), "2026-11-29"),  # Sun 20:00 ET
+        (datetime(2026, 11, 25, 12, 0, tzinfo=UTC), "2026-11-24"),  # Wed 07:00 ET: Tue's batch
+        (datetime(2026, 11, 26, 1, 30, tzinfo=UTC), "2026-11-25"),  # Wed 20:30 ET
+        (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), "2026-11-26"),  # Sat: Thursday's batch
+        (datetime(2026, 11, 30, 1, 0, tzinfo=UTC), "2026-11-29"),  # Sun 20:00 ET
     ],
 )
 def test_announcement_day(now, day):
@@ -382,11 +395,13 @@ def test_announcement_day(now, day):
 
 
 def test_lookup_id_found_missing_and_malformed(arxiv, make_client):
-    arxiv.replies.extend([
-        ok(real("arxiv_api_2026_idlist_hep-th_9711200.xml")),
-        ok(real("arxiv_api_2026_idlist_0808.05394_empty_result.xml")),
-        (400, real("arxiv_api_2026_error_incorrect_id_format_http400.xml"), {}),
-    ])
+    arxiv.replies.extend(
+        [
+            ok(real("arxiv_api_2026_idlist_hep-th_9711200.xml")),
+            ok(real("arxiv_api_2026_idlist_0808.05394_empty_result.xml")),
+            (400, real("arxiv_api_2026_error_incorrect_id_format_http400.xml"), {}),
+        ]
+    )
     client = make_client()
     paper = client.lookup_id("hep-th/9711200")
     assert (paper.arxiv_id, paper.version) == ("hep-th/9711200", 3)
@@ -408,8 +423,12 @@ def test_mock_transport_handler_as_a_server():
         assert request.url.params["id_list"] == "1706.03762"
         return httpx.Response(200, content=real("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml"))
 
-    client = ArxivClient("https://export.arxiv.org/api/query", user_agent="t", transport=httpx.MockTransport(handler),
-                         sleep=lambda s: None)
+    client = ArxivClient(
+        "https://export.arxiv.org/api/query",
+        user_agent="t",
+        transport=httpx.MockTransport(handler),
+        sleep=lambda s: None,
+    )
     assert client.lookup_id("1706.03762").version == 7
 
 

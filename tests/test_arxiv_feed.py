@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from conftest import REALDATA
+
 from digests.arxiv_feed import ArxivFeedError, parse_atom, parse_rss, split_arxiv_id
 
 
@@ -93,7 +93,10 @@ def test_search_page_totals_and_every_entry():
     [
         ("arxiv_api_2026_error_incorrect_id_format_http400.xml", "incorrect id format for abc"),
         ("arxiv_api_2026_error_start_must_be_an_integer_http400.xml", "start must be an integer"),
-        ("arxiv_api_2025-06_legacy_error_incorrect_id_format_PARTLY_RECONSTRUCTED.xml", "incorrect id format for https"),
+        (
+            "arxiv_api_2025-06_legacy_error_incorrect_id_format_PARTLY_RECONSTRUCTED.xml",
+            "incorrect id format for https",
+        ),
         ("arxiv_api_docs_usermanual_2007_error_malformed_id.xml", "incorrect id format for 1234.12345"),
     ],
 )
@@ -102,7 +105,9 @@ def test_error_entry_is_reported_not_parsed_as_a_paper(name, message):
     assert result.papers == [] and result.error.startswith(message)
 
 
-@pytest.mark.parametrize("name", ["arxiv_api_2026_idlist_0000.0000_empty_result.xml", "arxiv_api_2026_search_zero_results.xml"])
+@pytest.mark.parametrize(
+    "name", ["arxiv_api_2026_idlist_0000.0000_empty_result.xml", "arxiv_api_2026_search_zero_results.xml"]
+)
 def test_genuinely_empty(name):
     result = page(name)
     assert result.total == 0 and result.papers == [] and result.error is None

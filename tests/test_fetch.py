@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from digests.fetch import last_runs, record_run, runs_between
 from digests.models import FetchRun
 
 
 def _run(started: str, outcome: str = "ok", **kw) -> FetchRun:
     return FetchRun(
-        id=None, started=started, finished=started, window_start="2026-11-18T12:00:00+00:00",
-        window_end="2026-11-25T12:00:00+00:00", outcome=outcome, **kw,
+        id=None,
+        started=started,
+        finished=started,
+        window_start="2026-11-18T12:00:00+00:00",
+        window_end="2026-11-25T12:00:00+00:00",
+        outcome=outcome,
+        **kw,
     )
 
 
 def test_record_run_round_trips_every_field(fresh_core):
-    run = record_run(fresh_core, _run("2026-11-25T12:00:00+00:00", "failed", reason="boom",
-                                      queries=("q1",), requests=3, pages=2, retries=1, papers=7,
-                                      scanned={"cs.CL": 5, "cs.LG": 2}))
+    run = record_run(
+        fresh_core,
+        _run(
+            "2026-11-25T12:00:00+00:00",
+            "failed",
+            reason="boom",
+            queries=("q1",),
+            requests=3,
+            pages=2,
+            retries=1,
+            papers=7,
+            scanned={"cs.CL": 5, "cs.LG": 2},
+        ),
+    )
     assert run.id is not None
     assert last_runs(fresh_core, 1) == [run]
 
 
 def test_last_runs_newest_first_and_runs_between_inclusive(fresh_core):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     for day in ("2026-11-20", "2026-11-23", "2026-11-25", "2026-11-26"):
         record_run(fresh_core, _run(f"{day}T12:00:00+00:00"))
     assert [r.started[:10] for r in last_runs(fresh_core, 2)] == ["2026-11-26", "2026-11-25"]
-    between = runs_between(fresh_core, "2026-11-20T12:00:00+00:00", datetime(2026, 11, 25, 12, tzinfo=timezone.utc))
+    between = runs_between(fresh_core, "2026-11-20T12:00:00+00:00", datetime(2026, 11, 25, 12, tzinfo=UTC))
     assert [r.started[:10] for r in between] == ["2026-11-20", "2026-11-23", "2026-11-25"]
 
 
@@ -44,12 +62,12 @@ import re  # noqa: E402
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entries  # noqa: E402
 
 from bot.cli import cli  # noqa: E402
 from digests.arxiv_api import ArxivClient  # noqa: E402
 from digests.catalog import get_by_arxiv_id, seed_papers  # noqa: E402
 from digests.fetch import enrich_query, enrich_seeds, fetch_window, is_confident_match  # noqa: E402
-from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entries  # noqa: E402
 
 
 @pytest.fixture
@@ -152,19 +170,36 @@ def _with(entry: bytes, title: str | None = None, abstract: str | None = None) -
 def test_enrich_query_title_and_abstract_opening():
     from digests.models import Paper
 
-    assert enrich_query(Paper(title="Inverse Scaling: When Bigger Isn't Better")) == 'ti:"inverse scaling when bigger isn t better"'
-    q = enrich_query(Paper(title=None, abstract="Neural networks often pack many unrelated concepts into a single neuron - a puzzling phenomenon known as polysemanticity"))
+    assert (
+        enrich_query(Paper(title="Inverse Scaling: When Bigger Isn't Better"))
+        == 'ti:"inverse scaling when bigger isn t better"'
+    )
+    q = enrich_query(
+        Paper(
+            title=None,
+            abstract="Neural networks often pack many unrelated concepts into a single neuron - a puzzling "
+            "phenomenon known as polysemanticity",
+        )
+    )
     assert q.startswith("abs:") and "abs:polysemanticity" in q
 
 
 def test_confident_match_rules():
     from digests.models import Paper
 
-    seed = Paper(title="Training Verifiers to Solve Math Word Problems", abstract="State-of-the-art language models can match")
+    seed = Paper(
+        title="Training Verifiers to Solve Math Word Problems", abstract="State-of-the-art language models can match"
+    )
     assert is_confident_match(seed, Paper(title="Training verifiers to solve math word problems"))
     assert not is_confident_match(seed, Paper(title="Training Verifiers for Code"))
     untitled = Paper(title=None, abstract="Neural networks often pack many unrelated concepts into a single neuron")
-    assert is_confident_match(untitled, Paper(title="Toy Models", abstract="Neural networks often pack many unrelated concepts into a single neuron, which"))
+    assert is_confident_match(
+        untitled,
+        Paper(
+            title="Toy Models",
+            abstract="Neural networks often pack many unrelated concepts into a single neuron, which",
+        ),
+    )
     assert not is_confident_match(untitled, Paper(title="Other", abstract="Graph neural networks for traffic"))
 
 
@@ -200,7 +235,7 @@ def test_enrich_seeds_adopts_confident_matches_only(fresh_core, arxiv, client_fo
 @pytest.fixture
 def cli_env(arxiv, monkeypatch, tmp_path):
     cfg = tmp_path / "digestbot.toml"
-    cfg.write_text("[arxiv]\ndelay_seconds = 0\nretries = 1\ncontact = \"ops@example.org\"\n")
+    cfg.write_text('[arxiv]\ndelay_seconds = 0\nretries = 1\ncontact = "ops@example.org"\n')
     monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", arxiv.url)
     monkeypatch.setenv("DIGESTBOT_CONFIG", str(cfg))
     return arxiv
@@ -212,8 +247,19 @@ def test_cli_fetch_json_prints_every_paper(cli_env):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert len(data) == 30
-    keys = {"arxiv_id", "version", "title", "authors", "categories", "primary_category", "published", "updated",
-            "scores", "matched", "why"}
+    keys = {
+        "arxiv_id",
+        "version",
+        "title",
+        "authors",
+        "categories",
+        "primary_category",
+        "published",
+        "updated",
+        "scores",
+        "matched",
+        "why",
+    }
     assert all(keys <= set(obj) for obj in data)
     assert "ops@example.org" in cli_env.requests[0]["headers"]["User-Agent"]
 
@@ -245,8 +291,12 @@ def test_cli_status_with_no_runs():
 def test_lookup_and_store_unknown_id(fresh_core, arxiv, client_for):
     from digests.fetch import lookup_and_store
 
-    arxiv.replies.extend([ok(real("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml")),
-                          ok(real("arxiv_api_2026_idlist_0000.0000_empty_result.xml"))])
+    arxiv.replies.extend(
+        [
+            ok(real("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml")),
+            ok(real("arxiv_api_2026_idlist_0000.0000_empty_result.xml")),
+        ]
+    )
     paper = lookup_and_store(fresh_core, "1706.03762", client=client_for(fresh_core))
     assert paper.id and paper.version == 7 and get_by_arxiv_id(fresh_core, "1706.03762").id == paper.id
     assert lookup_and_store(fresh_core, "0000.0000", client=client_for(fresh_core)) is None
@@ -258,8 +308,9 @@ def test_unexpected_failure_is_recorded_then_raised(fresh_core, fixed_now):
     def handler(request):
         raise RuntimeError("disk on fire")
 
-    client = ArxivClient("http://arxiv.invalid/api/query", user_agent="t", transport=httpx.MockTransport(handler),
-                         sleep=lambda s: None)
+    client = ArxivClient(
+        "http://arxiv.invalid/api/query", user_agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None
+    )
     with pytest.raises(RuntimeError):
         fetch_window(fresh_core, fixed_now, client=client)
     run = last_runs(fresh_core, 1)[0]
