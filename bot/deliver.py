@@ -138,8 +138,9 @@ class Deliverer:
     `posters(platform)` returns the Poster for a platform (default: the registry); `build(core, key, now)`
     builds a digest (default: digests.build.build_digest) and `build_many(core, keys, now)` many at once
     (default: digests.build.build_digests, or `build` per key when only `build` is given).
-    `checkpoint(name)` is called at each crash point (`intent`, `posted`, `ref`) so tests can stop
-    the process there.
+    `checkpoint(name)` is called at each crash point (`intent`: intent and attempt recorded, nothing
+    posted; `posted`: the platform returned a ref not yet recorded; `ref`: inside the transaction that
+    records the ref and the papers) so tests can stop the process there.
     """
 
     def __init__(
@@ -196,8 +197,11 @@ class Deliverer:
             self.posters(channel.platform)
         except DigestBotError as exc:  # e.g. no SLACK_BOT_TOKEN: nothing recorded, the channel waits
             return DeliveryResult(channel.key, "unavailable", digest.id, detail=str(exc))
-        delivery, to_post = await self.db(ledger.begin, digest, self.core.clock())
-        result = await self.complete(delivery, to_post)
+        delivery, to_post, fresh = await self.db(ledger.begin, digest, self.core.clock(), count_attempt=True)
+        if fresh:
+            result = await self._post(delivery, to_post, attempt_counted=True)
+        else:
+            result = await self.complete(delivery, to_post)
         if channel.broken_reason and result.outcome in ("posted", "recovered"):
             await self.db(_clear_broken, channel.key)
         return result
@@ -245,7 +249,9 @@ class Deliverer:
             return DeliveryResult(digest.channel, "broken" if exc.permanent else "retry", digest_id, detail=str(exc))
         return DeliveryResult(digest.channel, "reposted", digest_id, ref)
 
-    async def _post(self, delivery: ledger.Delivery, digest: Digest | None) -> DeliveryResult:
+    async def _post(
+        self, delivery: ledger.Delivery, digest: Digest | None, *, attempt_counted: bool = False
+    ) -> DeliveryResult:
         key, digest_id = delivery.channel, delivery.digest_id
         if digest is None:
             return DeliveryResult(key, "failed", digest_id, detail="no stored digest")
@@ -255,13 +261,16 @@ class Deliverer:
             return DeliveryResult(key, "unavailable", digest_id, detail=str(exc))
         limiter = rate_limiter(self.core, poster.platform)
         attempts = delivery.attempts
-        if attempts:
+        if attempts and not attempt_counted:
             found = await poster.find_posted(key, digest_id)
             if found:
-                return await self._finish(key, digest_id, found, "recovered")
+                return await self._finish(key, digest, found, "recovered")
         while True:
-            await self.db(self._record_attempt, digest_id)
-            attempts += 1
+            if not attempt_counted:
+                await self.db(ledger.record_attempt, digest_id)
+                attempts += 1
+            attempt_counted = False
+            self.checkpoint("intent")
             try:
                 async with self._in_flight:
                     await limiter.acquire(key)
@@ -278,20 +287,14 @@ class Deliverer:
                 await self.db(ledger.record_retry, digest_id, f"{type(exc).__name__}: {exc}", retry_at)
                 return DeliveryResult(key, "retry", digest_id, detail=str(exc))
             self.checkpoint("posted")
-            return await self._finish(key, digest_id, ref, "posted")
+            return await self._finish(key, digest, ref, "posted")
 
-    def _record_attempt(self, core: Any, digest_id: str) -> None:
-        self.checkpoint("intent")
-        ledger.record_attempt(core, digest_id)
+    def _record_posted(self, core: Any, digest: Digest, ref: str, now: datetime) -> None:
+        ledger.record_posted(core, digest, ref, now, between=lambda: self.checkpoint("ref"))
 
-    def _record_posted(self, core: Any, digest_id: str, ref: str, now: datetime) -> None:
-        ledger.record_ref(core, digest_id, ref, now)
-        self.checkpoint("ref")
-        ledger.record_sent(core, digest_id, now)
-
-    async def _finish(self, key: str, digest_id: str, ref: str, outcome: Outcome) -> DeliveryResult:
-        await self.db(self._record_posted, digest_id, ref, self.core.clock())
-        return DeliveryResult(key, outcome, digest_id, ref)
+    async def _finish(self, key: str, digest: Digest, ref: str, outcome: Outcome) -> DeliveryResult:
+        await self.db(self._record_posted, digest, ref, self.core.clock())
+        return DeliveryResult(key, outcome, digest.id, ref)
 
     async def _handle_error(
         self, key: str, digest_id: str, exc: DeliveryError, attempts: int, limiter: Any

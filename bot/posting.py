@@ -69,7 +69,7 @@ def permanent_failure(channel: str, code: str) -> DeliveryError:
 class RateLimiter:
     """Paces requests: at most `rate` per second overall and one per `channel_interval` seconds per channel.
 
-    Slots are reserved without awaiting in between, so concurrent callers on one loop never share one.
+    Per-channel slots are reserved in call order; the global slot is claimed at the moment of sending.
     """
 
     def __init__(
@@ -94,12 +94,14 @@ class RateLimiter:
         self._next_channel[channel_key] = slot + self.channel_interval
         if slot > now:
             await self._sleep(slot - now)
-        if self.rate:
-            now = self._clock()
-            slot = max(now, self._next_global)
-            self._next_global = slot + 1.0 / self.rate
-            if slot > now:
-                await self._sleep(slot - now)
+        # The global slot is claimed when the caller actually goes, not reserved ahead, and a late
+        # caller makes up at most one interval: a busy loop then costs a little rate, never a burst.
+        while self.rate:
+            now, interval = self._clock(), 1.0 / self.rate
+            if now >= self._next_global:
+                self._next_global = max(self._next_global, now - interval) + interval
+                break
+            await self._sleep(self._next_global - now)
         if len(self._next_channel) > 50_000:
             self._forget_old(self._clock())
 

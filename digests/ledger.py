@@ -14,7 +14,12 @@ Crash recovery, by where the process died (the deliverer in bot/deliver.py drive
   first (Slack message metadata / Discord nonce), and the stored digest is posted only if not found;
 - after the post, before the ref: same `pending` row; `find_posted` finds the message and its ref
   is recorded without posting again;
-- after the ref, before sent_papers: a `posted` row; the papers are recorded from the stored digest.
+- after the ref, before sent_papers: ref and papers are written in one transaction (`record_posted`),
+  so this rolls back to the case above. A `posted` row (ref without papers, e.g. from `record_ref`)
+  is still finished from the stored digest without posting.
+
+The intent and the first attempt are one transaction (`begin(count_attempt=True)`); each retry
+counts its attempt before posting, so `attempts > 0` means "a post may have reached the platform".
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import types
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
 
 from .models import Digest
 from .store import utcnow_iso
@@ -108,30 +113,35 @@ def stored_digest(core: "Core", digest_id: str) -> Digest | None:
     return digest_from_json(rows[0]["payload_json"]) if rows and rows[0]["payload_json"] else None
 
 
-def begin(core: "Core", digest: Digest, now: datetime) -> tuple[Delivery, Digest]:
-    """Record the intent to post `digest` (before any post); return its row and the digest to post.
+def begin(
+    core: "Core", digest: Digest, now: datetime, *, count_attempt: bool = False
+) -> tuple[Delivery, Digest, bool]:
+    """Record the intent to post `digest` (before any post); return its row, the digest to post, and
+    whether the row is fresh (new or reopened by this call).
 
-    A new row stores `digest`. An existing row is returned unchanged with the digest stored in it
-    (so a retry posts exactly what the first attempt did), except a `failed` one, which is reopened
-    with this digest (the channel was fixed since).
+    A new row stores `digest` (and, with `count_attempt`, counts the post about to be tried, in the
+    same transaction). An existing row is returned unchanged with the digest stored in it, so a
+    retry posts exactly what the first attempt did; a `failed` one is reopened with this digest
+    (the channel was fixed since).
     """
     payload = digest_to_json(digest)
+    attempts = 1 if count_attempt else 0
     with core.db.conn:
-        inserted = core.db.execute(
-            "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at)"
-            " VALUES (?, ?, ?, 'pending', ?, ?)",
-            [digest.id, digest.channel, digest.week, payload, utcnow_iso(now)],
+        fresh = core.db.conn.execute(
+            "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at, attempts)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+            [digest.id, digest.channel, digest.week, payload, utcnow_iso(now), attempts],
         ).rowcount
-        reopened = core.db.execute(
-            "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL"
+        fresh += core.db.conn.execute(
+            "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL, attempts = attempts + ?"
             " WHERE digest_id = ? AND status = 'failed'",
-            [payload, digest.id],
+            [payload, attempts, digest.id],
         ).rowcount
     delivery = get_delivery(core, digest.id)
     assert delivery is not None
-    if inserted or reopened:
-        return delivery, digest
-    return delivery, stored_digest(core, digest.id) or digest
+    if fresh:
+        return delivery, digest, True
+    return delivery, stored_digest(core, digest.id) or digest, False
 
 
 def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
@@ -140,48 +150,70 @@ def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
 
 
 def record_attempt(core: "Core", digest_id: str) -> None:
-    """Count one post attempt."""
+    """Count one post attempt (before it is made: an attempt may reach the platform and still fail)."""
     with core.db.conn:
-        core.db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
+        core.db.conn.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
 
 
-def record_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
-    """Record the platform's message ref: the digest is on the platform."""
-    with core.db.conn:
-        core.db.execute(
-            "UPDATE deliveries SET status = 'posted', message_ref = ?, posted_at = ?, error = NULL, retry_at = NULL"
-            " WHERE digest_id = ? AND status = 'pending'",
-            [message_ref, utcnow_iso(now), digest_id],
-        )
+def _set_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
+    core.db.conn.execute(
+        "UPDATE deliveries SET status = 'posted', message_ref = ?, posted_at = ?, error = NULL, retry_at = NULL"
+        " WHERE digest_id = ? AND status = 'pending'",
+        [message_ref, utcnow_iso(now), digest_id],
+    )
 
 
-def record_sent(core: "Core", digest_id: str, now: datetime) -> None:
-    """Record the posted digest's papers in sent_papers and its classic in classics_shown; mark it done."""
-    digest = stored_digest(core, digest_id)
-    if digest is None:
-        return
+def _set_sent(core: "Core", digest: Digest, now: datetime) -> None:
     at = utcnow_iso(now)
     papers = [(i.paper.arxiv_id, i.paper.version) for i in digest.items]
     papers += [(u.paper.arxiv_id, u.version) for u in digest.updated]
-    with core.db.conn:
-        core.db.conn.executemany(
-            "INSERT INTO sent_papers (channel, arxiv_id, version, digest_id, sent_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (channel, arxiv_id) DO UPDATE SET version = excluded.version,"
-            " digest_id = excluded.digest_id, sent_at = excluded.sent_at",
-            [(digest.channel, arxiv_id, version, digest_id, at) for arxiv_id, version in papers if arxiv_id],
+    core.db.conn.executemany(
+        "INSERT INTO sent_papers (channel, arxiv_id, version, digest_id, sent_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (channel, arxiv_id) DO UPDATE SET version = excluded.version,"
+        " digest_id = excluded.digest_id, sent_at = excluded.sent_at",
+        [(digest.channel, arxiv_id, version, digest.id, at) for arxiv_id, version in papers if arxiv_id],
+    )
+    if digest.classic is not None and digest.classic.paper.id is not None:
+        core.db.conn.execute(
+            "INSERT OR IGNORE INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)",
+            [digest.channel, digest.classic.paper.id, digest.id, at],
         )
-        if digest.classic is not None and digest.classic.paper.id is not None:
-            core.db.execute(
-                "INSERT OR IGNORE INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)",
-                [digest.channel, digest.classic.paper.id, digest_id, at],
-            )
-        core.db.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ?", [digest_id])
+    core.db.conn.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ? AND status = 'posted'", [digest.id])
+
+
+def record_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
+    """Record the platform's message ref alone (status `posted`); `record_posted` does ref + papers at once."""
+    with core.db.conn:
+        _set_ref(core, digest_id, message_ref, now)
+
+
+def record_sent(core: "Core", digest_id: str, now: datetime, digest: Digest | None = None) -> None:
+    """Record a `posted` digest's papers in sent_papers and its classic in classics_shown; mark it done."""
+    digest = digest or stored_digest(core, digest_id)
+    if digest is not None:
+        with core.db.conn:
+            _set_sent(core, digest, now)
+
+
+def record_posted(
+    core: "Core", digest: Digest, message_ref: str, now: datetime, between: Callable[[], None] | None = None
+) -> None:
+    """Record the message ref, the papers and the classic in ONE transaction, so a crash leaves either
+    an open intent (recovered through `find_posted`) or a finished delivery, never half of one.
+
+    `between` runs after the ref is written and before the papers (tests crash there).
+    """
+    with core.db.conn:
+        _set_ref(core, digest.id, message_ref, now)
+        if between is not None:
+            between()
+        _set_sent(core, digest, now)
 
 
 def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -> None:
     """Keep the intent open and note when to try again (rate limit, network error)."""
     with core.db.conn:
-        core.db.execute(
+        core.db.conn.execute(
             "UPDATE deliveries SET error = ?, retry_at = ? WHERE digest_id = ? AND status = 'pending'",
             [error, utcnow_iso(retry_at), digest_id],
         )
@@ -190,7 +222,7 @@ def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -
 def record_failed(core: "Core", digest_id: str, error: str) -> None:
     """Close the intent after a permanent platform error (nothing was posted)."""
     with core.db.conn:
-        core.db.execute(
+        core.db.conn.execute(
             "UPDATE deliveries SET status = 'failed', error = ?, retry_at = NULL WHERE digest_id = ? AND status = 'pending'",
             [error, digest_id],
         )
@@ -199,7 +231,7 @@ def record_failed(core: "Core", digest_id: str, error: str) -> None:
 def record_skipped(core: "Core", digest_id: str, reason: str) -> None:
     """Close an open intent that will not be delivered (too late)."""
     with core.db.conn:
-        core.db.execute(
+        core.db.conn.execute(
             "UPDATE deliveries SET status = 'skipped', error = ? WHERE digest_id = ? AND status = 'pending'",
             [reason, digest_id],
         )

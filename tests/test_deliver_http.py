@@ -43,8 +43,7 @@ async def test_find_posted_over_http_recovers_lost_ref(fresh_core, fixed_now):
     async with FakePlatform() as fake, aiohttp.ClientSession() as session:
         poster = HTTPPoster(fake.url, session)
         await poster.post("slack:T1:C1", digest)  # the post landed ...
-        ledger.begin(fresh_core, digest, fixed_now)
-        ledger.record_attempt(fresh_core, digest.id)  # ... but the process died before the ref
+        ledger.begin(fresh_core, digest, fixed_now, count_attempt=True)  # ... but the process died before the ref
         results = await Deliverer(fresh_core, posters=lambda p: poster, build=builder()).catch_up()
         catalog_lane(fresh_core).close()
     assert [r.outcome for r in results] == ["recovered"]

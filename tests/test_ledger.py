@@ -84,11 +84,11 @@ class CrashingBuild:
     "point, needs_find",
     [
         ("before_intent", False),  # no ledger row at all: the restart simply delivers
-        ("intent", False),  # intent written, no attempt yet: posted without asking the platform
-        ("crash_before_post", True),  # attempt counted, request never sent: find_posted -> None -> post
+        ("intent", True),  # intent + attempt written, nothing sent: find_posted -> None -> post
+        ("crash_before_post", True),  # the request never left: same
         ("crash_after_post", True),  # platform has it, ref lost: find_posted returns it, nothing re-posted
         ("posted", True),  # post returned but the ref was not written: same as above
-        ("ref", False),  # ref written, sent_papers not: papers recorded from the stored digest
+        ("ref", True),  # died inside the ref+papers transaction: rolled back, recovered as above
     ],
 )
 async def test_crash_point_then_restart_delivers_exactly_once(core, point, needs_find):
@@ -107,10 +107,24 @@ async def test_crash_point_then_restart_delivers_exactly_once(core, point, needs
     results = await restarted.catch_up()
     _assert_delivered_once(core, poster)
     assert bool(poster.finds) is needs_find
-    assert [r.outcome for r in results if r.channel == KEY] in (["posted"], ["recovered"])
+    expected = "recovered" if point in ("crash_after_post", "posted", "ref") else "posted"
+    assert [r.outcome for r in results if r.channel == KEY] == [expected]
 
     again = await deliverer(core, poster).catch_up()
     assert again == [] and len(poster.posts) == 1
+
+
+async def test_posted_row_without_papers_is_finished_without_posting(core, fixed_now):
+    poster = RecordingPoster()
+    digest = builder(classic_id=7)(core, KEY, DUE)
+    ledger.begin(core, digest, fixed_now, count_attempt=True)
+    ledger.record_ref(core, digest.id, "ts-1", fixed_now)  # ref written, papers not (older two-step writer)
+    results = await deliverer(core, poster).recover()
+    assert [r.outcome for r in results] == ["recovered"]
+    assert poster.calls == [] and poster.finds == []
+    row = ledger.get_delivery(core, digest.id)
+    assert (row.status, row.message_ref) == ("done", "ts-1")
+    assert core.db["sent_papers"].count == 2 and core.db["classics_shown"].count == 1
 
 
 async def test_stale_intent_is_skipped_not_posted(core, fixed_now):
