@@ -22,6 +22,7 @@ from bot.discord_app import (
     invite_url,
     login,
     run_discord,
+    to_invocation,
 )
 from digests.errors import ConfigError
 
@@ -29,6 +30,15 @@ EPHEMERAL = 64
 """MessageFlags.EPHEMERAL (https://discord.com/developers/docs/resources/message#message-object-message-flags)."""
 REAL_BODY = "discord_real_interaction_type2_slash_command_body_2025-06.json"
 DOCS_BODY = "discord_docs_interaction_type2_slash_command_example.json"
+DOCS_CHANNEL = {
+    "type": 0,
+    "name": "general",
+    "position": 0,
+    "nsfw": False,
+    "parent_id": None,
+    "topic": None,
+}
+"""The `channel` object Discord sends with every interaction since 2023; discord.py 2.7 reads channel_id from it."""
 MEMBER_ONLY = "2048"
 """Send Messages only: no Manage Channels."""
 
@@ -57,6 +67,10 @@ def slash_payload(
     payload.setdefault("version", 1)
     payload.setdefault("attachment_size_limit", 10485760)
     payload["member"].setdefault("flags", 0)
+    payload.setdefault(
+        "channel",
+        DOCS_CHANNEL | {"id": payload["channel_id"], "guild_id": payload["guild_id"]},
+    )
     if perms is not None:
         payload["member"]["permissions"] = perms
     return payload
@@ -425,4 +439,69 @@ def test_restrict_digest_sets_default_member_permissions(fresh_core):
         .to_dict(client.tree)
         .get("default_member_permissions")
         is None
+    )
+
+
+async def test_paper_in_a_direct_message(api, client):
+    gateway = json.loads(
+        (
+            REALDATA
+            / "discord_gateway_INTERACTION_CREATE_slash_command_DM_anonymized_2022.json"
+        ).read_text()
+    )
+    payload = {
+        **gateway["d"],
+        "data": {"id": "300000000000000000", "name": "paper", "type": 1, "options": []},
+        # Both sent by Discord today (discord.py 2.7 requires them); the 2022 capture predates them.
+        "attachment_size_limit": 10485760,
+        "channel": {"id": gateway["d"]["channel_id"], "type": 1},
+    }
+    payload["data"]["options"] = [
+        {"name": "query", "type": 3, "value": "constitutional ai"}
+    ]
+    interaction = discord.Interaction(data=payload, state=client._connection)
+    assert to_invocation(interaction).channel == "discord:dm:600000000000000000"
+    assert to_invocation(interaction).can_manage is None
+    await client.tree._call(interaction)
+    [body] = api.calls("POST", r"/webhooks/200000000000000000/unique_token")
+    assert body.body["flags"] & EPHEMERAL
+    assert_valid_message(body.body)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "perms", "key", "user", "can_manage"),
+    [
+        (
+            REAL_BODY,
+            None,
+            "discord:1380488052169769110:1380488052169769113",
+            "410212090289192960",
+            True,
+        ),
+        (
+            DOCS_BODY,
+            None,
+            "discord:290926798626357999:645027906669510667",
+            "53908232506183680",
+            True,
+        ),
+        (
+            REAL_BODY,
+            MEMBER_ONLY,
+            "discord:1380488052169769110:1380488052169769113",
+            "410212090289192960",
+            False,
+        ),
+    ],
+)
+async def test_invocation_from_real_payloads(
+    client, fixture, perms, key, user, can_manage
+):
+    payload = slash_payload(fixture, "paper", None, {"query": "x"}, perms=perms)
+    inv = to_invocation(discord.Interaction(data=payload, state=client._connection))
+    assert (inv.platform, inv.channel, inv.user, inv.can_manage) == (
+        "discord",
+        key,
+        user,
+        can_manage,
     )
