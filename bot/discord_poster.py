@@ -11,7 +11,8 @@ altogether when too many invalid answers pile up. It needs no gateway login.
 Exactly once: each message carries a nonce derived from the digest id and part index, with `enforce_nonce`, so
 a retry within Discord's nonce window ("the past few minutes") returns the message already created instead of a
 second one. After a longer crash that window has passed; `find_posted` therefore also looks through the channel's
-recent history for the digest's reference mark in the first message's embed footer.
+recent history for the digest's reference mark (`ref <hash> k/n`) in each message's last embed footer, and a
+digest cut short between its messages is completed by posting only the missing ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -73,8 +75,31 @@ def digest_nonce(digest_id: str, part: int) -> str:
 
 
 def digest_mark(digest_id: str) -> str:
-    """Return the short reference mark put in the first message's footer so `find_posted` can find it."""
+    """Return the short reference mark put in each message's footer so `find_posted` can find the digest."""
     return "ref " + hashlib.sha256(digest_id.encode()).hexdigest()[:10]
+
+
+def part_mark(digest_id: str, part: int, parts: int) -> str:
+    """Return the footer mark of message `part` (0-based) of `parts`, e.g. `ref 1a2b3c4d5e 2/3`."""
+    return f"{digest_mark(digest_id)} {part + 1}/{parts}"
+
+
+def find_parts(
+    history: list[dict[str, Any]], digest_id: str
+) -> tuple[dict[int, str], int]:
+    """Return ({part index: message id}, parts expected) for the digest's marked bot messages in `history`."""
+    pattern = re.compile(re.escape(digest_mark(digest_id)) + r" (\d+)/(\d+)")
+    found: dict[int, str] = {}
+    expected = 0
+    for message in history:
+        if not (message.get("author") or {}).get("bot"):
+            continue
+        for embed in message.get("embeds") or []:
+            match = pattern.search((embed.get("footer") or {}).get("text") or "")
+            if match:
+                found.setdefault(int(match.group(1)) - 1, str(message["id"]))
+                expected = max(expected, int(match.group(2)))
+    return found, expected
 
 
 def channel_id_from_key(channel_key: str) -> str:
@@ -214,6 +239,8 @@ class DiscordPoster:
         self.invalid = InvalidRequestBudget(clock)
         self.global_until = 0.0
         self.route_until: dict[str, float] = {}
+        self.resume: dict[str, dict[int, str]] = {}
+        """Digest id -> {part index: message id} already posted, so a retry sends only the missing parts."""
         self.pace = pace
         """Awaited before each follow-up message (the delivery pacer); the main message is paced by the caller."""
         self.disabled: str | None = None
@@ -252,25 +279,24 @@ class DiscordPoster:
                     retry_after=None,
                     permanent=False,
                 ) from None
-        message_ids = []
+        done = self.resume.setdefault(digest_id, {})
         for part, message in enumerate(messages):
+            if part in done:
+                continue  # posted by an earlier, interrupted call (or found by find_posted)
             if part and self.pace is not None:
                 await self.pace(channel_key)
-            body = self._body(message, digest_id, part)
+            body = self._body(message, digest_id, part, len(messages))
             data = await self._send(
                 channel_key, "POST", f"channels/{channel_id}/messages", json=body
             )
-            message_ids.append(str(data["id"]))
-        log.info(
-            "posted digest %s to %s as %s",
-            digest_id,
-            channel_key,
-            ",".join(message_ids),
-        )
-        return message_ids[0]
+            done[part] = str(data["id"])
+        ids = [done[part] for part in range(len(messages))]
+        del self.resume[digest_id]
+        log.info("posted digest %s to %s as %s", digest_id, channel_key, ",".join(ids))
+        return ids[0]
 
     async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
-        """Return the id of the digest's main message if it is among the channel's recent messages, else None.
+        """Return the id of the digest's main message if all its messages are among the recent ones, else None.
 
         Within a few minutes of a crash the nonce alone prevents a duplicate; this catches the longer case as long
         as fewer than HISTORY_LIMIT messages were posted in the channel since. Without Read Message History
@@ -288,23 +314,19 @@ class DiscordPoster:
                 "could not read %s history to find %s: %s", channel_key, digest_id, exc
             )
             return None
-        mark = digest_mark(digest_id)
-        for message in history:
-            if not (message.get("author") or {}).get("bot"):
-                continue
-            footers = [
-                (e.get("footer") or {}).get("text") or ""
-                for e in message.get("embeds") or []
-            ]
-            if any(mark in text for text in footers):
-                return str(message["id"])
+        found, expected = find_parts(history, digest_id)
+        if 0 in found and len(found) >= expected:
+            self.resume.pop(digest_id, None)
+            return found[0]
+        if found:
+            # Some parts made it before a crash: the post that follows sends only the missing ones.
+            self.resume.setdefault(digest_id, {}).update(found)
         return None
 
     def _body(
-        self, message: dict[str, Any], digest_id: str, part: int
+        self, message: dict[str, Any], digest_id: str, part: int, parts: int
     ) -> dict[str, Any]:
-        if part == 0:
-            message = add_mark(message, digest_mark(digest_id))
+        message = add_mark(message, part_mark(digest_id, part, parts))
         return {
             "content": message.get("content") or "",
             "embeds": message.get("embeds") or [],

@@ -90,7 +90,7 @@ class FakeDiscordAPI:
         self.requests: list[Recorded] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}
         """Messages created per channel id, oldest first."""
-        self.scripts: dict[str, list[FakeResponse]] = {}
+        self.scripts: dict[str, list[FakeResponse | None]] = {}
         """Per channel id: answers consumed in order by the next message posts (then normal behaviour)."""
         self.broken: dict[str, FakeResponse] = {}
         """Per channel id: the answer to every message post and history read (a deleted channel, a kicked bot)."""
@@ -113,8 +113,8 @@ class FakeDiscordAPI:
         assert self._runner is not None
         await self._runner.cleanup()
 
-    def script(self, channel_id: str | int, *responses: FakeResponse) -> None:
-        """Answer the next message posts to `channel_id` with `responses`, in order."""
+    def script(self, channel_id: str | int, *responses: FakeResponse | None) -> None:
+        """Answer the next message posts to `channel_id` with `responses`, in order (None: answer normally)."""
         self.scripts.setdefault(str(channel_id), []).extend(responses)
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
@@ -223,7 +223,11 @@ class FakeDiscordAPI:
     ) -> FakeResponse:
         queued = self.scripts.get(channel_id)
         if queued:
-            return queued.pop(0)
+            scripted = queued.pop(0)
+            if (
+                scripted is not None
+            ):  # None in a script means "answer this one normally"
+                return scripted
         if channel_id in self.broken:
             return self.broken[channel_id]
         existing = self.messages.setdefault(channel_id, [])

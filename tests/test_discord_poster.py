@@ -18,6 +18,7 @@ from bot.discord_poster import (
     digest_mark,
     digest_nonce,
     make_discord_poster,
+    part_mark,
     validate_message,
 )
 from digests.errors import ConfigError, DeliveryError
@@ -81,8 +82,8 @@ async def test_post_sends_nonce_enforce_nonce_and_no_mentions(api, poster):
         == digest_nonce(DIGEST_ID, 1)
     )
     assert all(len(b["nonce"]) <= DISCORD_NONCE_MAX for b in bodies)
-    assert bodies[0]["embeds"][-1]["footer"]["text"] == digest_mark(DIGEST_ID)
-    assert "footer" not in bodies[1]["embeds"][-1]
+    assert bodies[0]["embeds"][-1]["footer"]["text"] == part_mark(DIGEST_ID, 0, 2)
+    assert bodies[1]["embeds"][-1]["footer"]["text"] == f"{digest_mark(DIGEST_ID)} 2/2"
     assert posts(api)[0].headers["Authorization"] == "Bot good-token"
 
 
@@ -94,7 +95,7 @@ async def test_post_mark_appends_to_existing_footer(api, poster):
     await poster.post_rendered(CHANNEL, DIGEST_ID, [rendered])
     assert (
         posts(api)[0].body["embeds"][0]["footer"]["text"]
-        == f"Scanned 1,204 papers \u00b7 {digest_mark(DIGEST_ID)}"
+        == f"Scanned 1,204 papers \u00b7 {part_mark(DIGEST_ID, 0, 1)}"
     )
 
 
@@ -502,3 +503,34 @@ async def test_deliverer_recovers_a_post_whose_ref_was_lost(api, fresh_core, fix
     assert len(posts(api)) == len(
         api.messages[CHANNEL_ID]
     )  # nothing posted a second time
+
+
+async def test_retry_after_a_failed_follow_up_sends_only_the_missing_part(api, poster):
+    parts = [message(), message("Part 2"), message("Part 3")]
+    api.script(
+        CHANNEL_ID, None, *[FakeResponse(503, None)] * 3
+    )  # part 2 meets a failing server
+    with pytest.raises(DeliveryError):
+        await poster.post_rendered(CHANNEL, DIGEST_ID, parts)
+    ref = await poster.post_rendered(CHANNEL, DIGEST_ID, parts)
+    titles = [m["embeds"][0]["title"] for m in api.messages[CHANNEL_ID]]
+    assert titles == ["Weekly digest", "Part 2", "Part 3"]
+    assert ref == api.messages[CHANNEL_ID][0]["id"] and poster.resume == {}
+
+
+async def test_crash_between_parts_is_completed_after_find_posted(api):
+    parts = [message(), message("Part 2")]
+    crashed = DiscordPoster("good-token", api.base_url)
+    await crashed.post_rendered(CHANNEL, DIGEST_ID, parts)
+    api.messages[CHANNEL_ID].pop()  # as if the process died before part 2 went out
+    await crashed.aclose()
+    restarted = DiscordPoster("good-token", api.base_url)
+    assert await restarted.find_posted(CHANNEL, DIGEST_ID) is None
+    ref = await restarted.post_rendered(CHANNEL, DIGEST_ID, parts)
+    assert await restarted.find_posted(CHANNEL, DIGEST_ID) == ref
+    await restarted.aclose()
+    assert [m["embeds"][0]["title"] for m in api.messages[CHANNEL_ID]] == [
+        "Weekly digest",
+        "Part 2",
+    ]
+    assert ref == api.messages[CHANNEL_ID][0]["id"]
