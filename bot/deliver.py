@@ -333,7 +333,7 @@ class Deliverer:
             log.warning("could not tell %s that its digest failed: %s", channel.key, err)
 
     async def deliver_many(
-        self, runs: Iterable[tuple[str, datetime]], *, workers: int = 32, chunk: int = 256
+        self, runs: Iterable[tuple[str, datetime]], *, workers: int = 32, chunk: int = 1000
     ) -> list[DeliveryResult]:
         """Deliver many (channel key, due) runs: digests are built in chunks on the catalog lane while
         `workers` deliver them; requests in flight stay bounded and memory holds about two chunks."""

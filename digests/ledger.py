@@ -126,13 +126,13 @@ def begin(
     """
     payload = digest_to_json(digest)
     attempts = 1 if count_attempt else 0
-    with core.db.conn:
-        fresh = core.db.conn.execute(
+    with core.db.atomic():
+        fresh = core.db.execute(
             "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at, attempts)"
             " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
             [digest.id, digest.channel, digest.week, payload, utcnow_iso(now), attempts],
         ).rowcount
-        fresh += core.db.conn.execute(
+        fresh += core.db.execute(
             "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL, attempts = attempts + ?"
             " WHERE digest_id = ? AND status = 'failed'",
             [payload, attempts, digest.id],
@@ -151,12 +151,12 @@ def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
 
 def record_attempt(core: "Core", digest_id: str) -> None:
     """Count one post attempt (before it is made: an attempt may reach the platform and still fail)."""
-    with core.db.conn:
-        core.db.conn.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
+    with core.db.atomic():
+        core.db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
 
 
 def _set_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
-    core.db.conn.execute(
+    core.db.execute(
         "UPDATE deliveries SET status = 'posted', message_ref = ?, posted_at = ?, error = NULL, retry_at = NULL"
         " WHERE digest_id = ? AND status = 'pending'",
         [message_ref, utcnow_iso(now), digest_id],
@@ -174,16 +174,16 @@ def _set_sent(core: "Core", digest: Digest, now: datetime) -> None:
         [(digest.channel, arxiv_id, version, digest.id, at) for arxiv_id, version in papers if arxiv_id],
     )
     if digest.classic is not None and digest.classic.paper.id is not None:
-        core.db.conn.execute(
+        core.db.execute(
             "INSERT OR IGNORE INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)",
             [digest.channel, digest.classic.paper.id, digest.id, at],
         )
-    core.db.conn.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ? AND status = 'posted'", [digest.id])
+    core.db.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ? AND status = 'posted'", [digest.id])
 
 
 def record_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
     """Record the platform's message ref alone (status `posted`); `record_posted` does ref + papers at once."""
-    with core.db.conn:
+    with core.db.atomic():
         _set_ref(core, digest_id, message_ref, now)
 
 
@@ -191,7 +191,7 @@ def record_sent(core: "Core", digest_id: str, now: datetime, digest: Digest | No
     """Record a `posted` digest's papers in sent_papers and its classic in classics_shown; mark it done."""
     digest = digest or stored_digest(core, digest_id)
     if digest is not None:
-        with core.db.conn:
+        with core.db.atomic():
             _set_sent(core, digest, now)
 
 
@@ -203,7 +203,7 @@ def record_posted(
 
     `between` runs after the ref is written and before the papers (tests crash there).
     """
-    with core.db.conn:
+    with core.db.atomic():
         _set_ref(core, digest.id, message_ref, now)
         if between is not None:
             between()
@@ -212,8 +212,8 @@ def record_posted(
 
 def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -> None:
     """Keep the intent open and note when to try again (rate limit, network error)."""
-    with core.db.conn:
-        core.db.conn.execute(
+    with core.db.atomic():
+        core.db.execute(
             "UPDATE deliveries SET error = ?, retry_at = ? WHERE digest_id = ? AND status = 'pending'",
             [error, utcnow_iso(retry_at), digest_id],
         )
@@ -221,8 +221,8 @@ def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -
 
 def record_failed(core: "Core", digest_id: str, error: str) -> None:
     """Close the intent after a permanent platform error (nothing was posted)."""
-    with core.db.conn:
-        core.db.conn.execute(
+    with core.db.atomic():
+        core.db.execute(
             "UPDATE deliveries SET status = 'failed', error = ?, retry_at = NULL WHERE digest_id = ? AND status = 'pending'",
             [error, digest_id],
         )
@@ -230,8 +230,8 @@ def record_failed(core: "Core", digest_id: str, error: str) -> None:
 
 def record_skipped(core: "Core", digest_id: str, reason: str) -> None:
     """Close an open intent that will not be delivered (too late)."""
-    with core.db.conn:
-        core.db.conn.execute(
+    with core.db.atomic():
+        core.db.execute(
             "UPDATE deliveries SET status = 'skipped', error = ? WHERE digest_id = ? AND status = 'pending'",
             [reason, digest_id],
         )
