@@ -132,6 +132,8 @@ def run_quality(refit: bool) -> None:
             print("  fitted COEF =", np.round(coef, 2).tolist(), "INTERCEPT =", round(intercept, 2))
     print(f"{'shipped COEF ' + str(COEF.tolist()):34s}\n  intercept {INTERCEPT}")
     print(f"{'shipped':34s} tune {_fmt(quality(matcher, tune))}\n{'':34s} held {_fmt(quality(matcher, held))}")
+    recent = [r for r in held if r.get("source")]
+    print(f"{'shipped, held-out full 2026 abstracts':34s} held {_fmt(quality(matcher, recent))} (n={len(recent)})")
     _supervised_reference(tune, held)
 
 
