@@ -141,11 +141,8 @@ def _store_and_score(core: Core, papers: list[Paper], now: datetime) -> tuple[li
     upserted = upsert_arxiv_papers(core, papers, now)
     by_id = {p.arxiv_id: p for p in upserted.new + upserted.revised + upserted.unchanged}
     stored = [by_id.get(p.arxiv_id, p) for p in papers]
-    try:
-        from .match import score_and_store
-    except ImportError:  # matching (helper D) not merged yet: store unscored
-        log.warning("digests.match is missing; fetched papers stay unscored")
-        return stored, {}
+    from .match import score_and_store
+
     return stored, score_and_store(core, stored)
 
 

@@ -107,7 +107,8 @@ def test_fetch_window_ok_stores_and_records(fresh_core, fixed_now, arxiv, client
     assert sum(run.scanned.values()) == 40
     assert len(report.papers) == 40 and all(p.id for p in report.papers)
     assert get_by_arxiv_id(fresh_core, report.papers[0].arxiv_id) is not None
-    assert set(report.scores) <= {p.id for p in report.papers}
+    assert set(report.scores) == {p.id for p in report.papers}
+    assert all(len(scores) == len(fresh_core.themes) for scores in report.scores.values())
 
 
 def test_fetch_window_failed_is_recorded_not_raised(fresh_core, fixed_now, arxiv, client_for):
@@ -242,11 +243,12 @@ def cli_env(arxiv, monkeypatch, tmp_path):
 
 
 def test_cli_fetch_json_prints_every_paper(cli_env):
-    cli_env.handler = lambda q: ok(build_feed(real_entries()[:30], 30))
+    # the recorded cs.AI/cs.LG day: 50 real papers, some of them on the themes
+    cli_env.handler = lambda q: ok(real("arxiv_api_2026_search_cat-cs.AI_OR_cat-cs.LG_max50.xml"))
     result = CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert len(data) == 30
+    assert len(data) == 50
     keys = {
         "arxiv_id",
         "version",
@@ -261,6 +263,9 @@ def test_cli_fetch_json_prints_every_paper(cli_env):
         "why",
     }
     assert all(keys <= set(obj) for obj in data)
+    themes = {"rlhf", "oversight", "interpretability"}
+    assert all(themes <= set(obj["scores"]) and set(obj["why"]) == set(obj["matched"]) for obj in data)
+    assert any(obj["matched"] for obj in data) and all(obj["why"][t] for obj in data for t in obj["matched"])
     assert "ops@example.org" in cli_env.requests[0]["headers"]["User-Agent"]
 
 
