@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digests.match import COEF, INTERCEPT, Matcher  # noqa: E402
-from digests.models import Paper  # noqa: E402
-from digests.seeds import parse_seeds  # noqa: E402
-from digests.settings import load_settings  # noqa: E402
-from digests.themes import load_themes  # noqa: E402
+from digests.match import COEF, INTERCEPT, Matcher
+from digests.models import Paper
+from digests.seeds import parse_seeds
+from digests.settings import load_settings
+from digests.themes import load_themes
 
 LABELLED = ROOT / "tests" / "fixtures" / "labelled" / "papers.jsonl"
 
@@ -40,8 +40,14 @@ def load_labelled(split: str | None = None) -> list[dict]:
     rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
     for row in rows:
         cats = tuple(row["cats"].split())
-        row["paper"] = Paper(title=row["title"], abstract=row["abstract"], categories=cats,
-                             primary_category=cats[0] if cats else None, arxiv_id=row["id"], origin="arxiv")
+        row["paper"] = Paper(
+            title=row["title"],
+            abstract=row["abstract"],
+            categories=cats,
+            primary_category=cats[0] if cats else None,
+            arxiv_id=row["id"],
+            origin="arxiv",
+        )
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -84,8 +90,7 @@ def quality(matcher: Matcher, rows: list[dict], z: np.ndarray | None = None) -> 
     best = scores.max(axis=1)
     matched = (scores >= matcher.thresholds[None, :]).any(axis=1)
     p, r = precision_recall(labels, matched)
-    return {"auc": auc(labels, best), "precision": p, "recall": r,
-            "p_at_r80": best_precision_at_recall(labels, best)}
+    return {"auc": auc(labels, best), "precision": p, "recall": r, "p_at_r80": best_precision_at_recall(labels, best)}
 
 
 def fit(matcher: Matcher, rows: list[dict], columns: list[int], c: float = 1.0) -> tuple[np.ndarray, float]:
@@ -148,8 +153,10 @@ def _supervised_reference(tune: list[dict], held: list[dict]) -> None:
     s = model.predict_proba(vec.transform([r["title"] + ". " + r["abstract"] for r in held]))[:, 1]
     labels = np.array([r["label"] for r in held])
     p, rc = precision_recall(labels, s >= 0.5)
-    print(f"{'supervised tfidf LR (reference)':34s} held auc={auc(labels, s):.3f} P={p:.3f} R={rc:.3f} "
-          f"P@R80={best_precision_at_recall(labels, s):.3f}")
+    print(
+        f"{'supervised tfidf LR (reference)':34s} held auc={auc(labels, s):.3f} P={p:.3f} R={rc:.3f} "
+        f"P@R80={best_precision_at_recall(labels, s):.3f}"
+    )
 
 
 def _fmt(q: dict[str, float]) -> str:
@@ -164,15 +171,25 @@ def synthetic_papers(n: int, relevant_share: float = 0.1, seed: int = 0) -> list
     """
     rng = random.Random(seed)
     rows = load_labelled()
-    pools = {label: [s.strip() + "." for r in rows if r["label"] == label for s in r["abstract"].split(". ")
-                     if len(s) > 30] for label in (0, 1)}
+    pools = {
+        label: [s.strip() + "." for r in rows if r["label"] == label for s in r["abstract"].split(". ") if len(s) > 30]
+        for label in (0, 1)
+    }
     titles = {label: [r["title"] for r in rows if r["label"] == label] for label in (0, 1)}
     papers = []
     for i in range(n):
         label = 1 if rng.random() < relevant_share else 0
         abstract = " ".join(rng.choice(pools[label]) for _ in range(rng.randint(5, 9)))
-        papers.append(Paper(title=f"{rng.choice(titles[label])} {i}", abstract=abstract, arxiv_id=f"2611.{i:05d}",
-                            categories=("cs.CL",), origin="arxiv", id=i + 1))
+        papers.append(
+            Paper(
+                title=f"{rng.choice(titles[label])} {i}",
+                abstract=abstract,
+                arxiv_id=f"2611.{i:05d}",
+                categories=("cs.CL",),
+                origin="arxiv",
+                id=i + 1,
+            )
+        )
     return papers
 
 

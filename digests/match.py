@@ -23,11 +23,12 @@ polynomial hashes, and phrases are looked up as hashes of consecutive word hashe
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse  # type: ignore[import-untyped]
 
 from .errors import ConfigError
 from .models import Paper, Theme, ThemeScore
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
+_split = str.split
 REFERENCE_WORDS = 85.0
 """Median words in title + abstract of the labelled papers the coefficients were fitted on."""
 LENGTH_EXPONENT = 0.5
@@ -55,37 +57,43 @@ FEATURES = ("keywords", "weak_keywords", "title_keywords", "centroid", "exemplar
 COEF = np.array([3.04, 1.26, 1.34, 0.79, 1.0, 2.43, -2.09])
 INTERCEPT = -3.89
 
+# fmt: off
 CONTEXT_TERMS = (
-    "language model", "language models", "llm", "llms", "large language model", "chatgpt", "gpt", "gpt 2",
-    "gpt 3", "gpt 4", "chatbot", "chat model", "assistant", "assistants", "claude", "llama", "gemini",
-    "ai system", "ai systems", "ai safety", "ai alignment", "artificial general intelligence", "agi",
-    "foundation model", "foundation models", "transformer language", "instruction-tuned", "instruction tuning",
-    "lm", "lms", "alignment research", "misaligned", "misalignment", "human feedback",
+    "language model", "language models", "llm", "llms", "large language model", "chatgpt", "gpt", "gpt 2", "gpt 3",
+    "gpt 4", "chatbot", "chat model", "assistant", "assistants", "claude", "llama", "gemini", "ai system",
+    "ai systems", "ai safety", "ai alignment", "artificial general intelligence", "agi", "foundation model",
+    "foundation models", "transformer language", "instruction-tuned", "instruction tuning", "lm", "lms",
+    "alignment research", "misaligned", "misalignment", "human feedback",
 )
+# fmt: on
 STOP_WORDS = frozenset(
-    """a about above across after again against all almost also although always am among an and another any
-    are around as at be because been before being below between both but by can could did do does doing done
-    down during each either else enough etc even ever every few for from further had has have having he her
-    here hers him his how however i if in into is it its itself just least less like made make many may me
-    might more most much must my neither no nor not of off often on once one only or other others our ours
-    out over own per perhaps rather same several she should show shows shown since so some such than that the
-    their theirs them themselves then there these they this those though through thus to too toward under
-    until up upon us use used uses using very via was we well were what when where whether which while who
-    whom whose why will with within without would yet you your we paper propose proposed present approach
-    method methods new based work results show demonstrate find found also two three first second""".split()
+    _split("""
+    a about above across after again against all almost also although always am among an and another any are
+    around as at be because been before being below between both but by can could did do does doing done down
+    during each either else enough etc even ever every few for from further had has have having he her here hers
+    him his how however i if in into is it its itself just least less like made make many may me might more most
+    much must my neither no nor not of off often on once one only or other others our ours out over own per
+    perhaps rather same several she should show shows shown since so some such than that the their theirs them
+    themselves then there these they this those though through thus to too toward under until up upon us use used
+    uses using very via was we well were what when where whether which while who whom whose why will with within
+    without would yet you your we paper propose proposed present approach method methods new based work results
+    show demonstrate find found also two three first second
+""")
 )
 # Words every ML abstract uses: weighting them like topic words would make every LLM paper look on-topic.
 GENERIC_WORDS = frozenset(
-    """model models language large training trained train performance task tasks data dataset datasets
-    learning neural network networks result study studies state art existing prior recent recently however
-    approaches methods framework frameworks various different including significant significantly improve
-    improves improved improvement improvements achieve achieves achieved accuracy effective effectively efficient
-    efficiency simple novel key important problem problems setting settings set number large scale across
-    provide provides make makes range wide high low level levels better best strong stronger weak weaker well
-    code open source release released available experiments experimental empirical empirically evaluate
-    evaluated evaluation analysis analyze propose proposes introduce introduces paper work via llm llms lm lms
-    gpt transformer transformers parameters parameter billion size sizes sequence sequences input inputs output
-    outputs text generation generate generated generating""".split()
+    _split("""
+    model models language large training trained train performance task tasks data dataset datasets learning
+    neural network networks result study studies state art existing prior recent recently however approaches
+    methods framework frameworks various different including significant significantly improve improves improved
+    improvement improvements achieve achieves achieved accuracy effective effectively efficient efficiency simple
+    novel key important problem problems setting settings set number large scale across provide provides make
+    makes range wide high low level levels better best strong stronger weak weaker well code open source release
+    released available experiments experimental empirical empirically evaluate evaluated evaluation analysis
+    analyze propose proposes introduce introduces paper work via llm llms lm lms gpt transformer transformers
+    parameters parameter billion size sizes sequence sequences input inputs output outputs text generation
+    generate generated generating
+""")
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -317,9 +325,15 @@ class Features:
         # Keyword hits grow with abstract length; discount them beyond the length the coefficients were fitted on.
         damp = (np.minimum(1.0, REFERENCE_WORDS / np.maximum(self.words, 1)) ** LENGTH_EXPONENT)[:, None]
         return np.stack(
-            [np.log1p(self.keywords * damp), np.log1p(self.weak_keywords * damp), np.log1p(self.title_keywords),
-             self.centroid,
-             self.exemplar, np.broadcast_to(self.context[:, None], self.keywords.shape), np.log1p(self.negatives)],
+            [
+                np.log1p(self.keywords * damp),
+                np.log1p(self.weak_keywords * damp),
+                np.log1p(self.title_keywords),
+                self.centroid,
+                self.exemplar,
+                np.broadcast_to(self.context[:, None], self.keywords.shape),
+                np.log1p(self.negatives),
+            ],
             axis=-1,
         )
 
@@ -342,7 +356,7 @@ class Matcher:
     @classmethod
     def build(
         cls, themes: Sequence[Theme], seed_papers: Sequence[Paper], thresholds: Mapping[str, float] | None = None
-    ) -> "Matcher":
+    ) -> Matcher:
         """Return a matcher for `themes`, using `seed_papers` as exemplars and nearest neighbours."""
         return cls(themes, seed_papers, thresholds or {})
 
@@ -350,7 +364,9 @@ class Matcher:
         profile_texts = [self._profile_text(t) for t in self.themes]
         seed_texts = [paper_text(p) for p in self.seeds]
         words = {w for text in profile_texts + seed_texts for w in normalize(text).split()}
-        vocab = sorted(w for w in words if w not in STOP_WORDS and w not in GENERIC_WORDS and len(w) > 1 and not w.isdigit())
+        vocab = sorted(
+            w for w in words if w not in STOP_WORDS and w not in GENERIC_WORDS and len(w) > 1 and not w.isdigit()
+        )
         phrases = [k for t in self.themes for k in t.keywords + t.negative_keywords] + list(CONTEXT_TERMS)
         self.lexicon = Lexicon(vocab + phrases)
         self.vocab_ids = np.array([self.lexicon.index[normalize(w)] for w in vocab], dtype=np.int64)
@@ -369,7 +385,10 @@ class Matcher:
         self.keyword_names = [{index[normalize(k)]: k.lstrip(WEAK) for k in reversed(t.keywords)} for t in self.themes]
         # Reasons list phrases before single words, each in config order.
         self.keyword_rank = [
-            {index[normalize(k)]: (is_weak(k), " " not in normalize(k), r) for r, k in reversed(list(enumerate(t.keywords)))}
+            {
+                index[normalize(k)]: (is_weak(k), " " not in normalize(k), r)
+                for r, k in reversed(list(enumerate(t.keywords)))
+            }
             for t in self.themes
         ]
 
@@ -412,7 +431,9 @@ class Matcher:
         title_present = titles.copy()
         title_present.data[:] = 1.0
         vectors = self._tfidf(counts)
-        seed_sim = np.asarray((vectors @ self.seed_vectors.T).todense()) if len(self.seeds) else np.zeros((len(papers), 0))
+        seed_sim = (
+            np.asarray((vectors @ self.seed_vectors.T).todense()) if len(self.seeds) else np.zeros((len(papers), 0))
+        )
         if exclude_seed is not None:
             for i, s in enumerate(exclude_seed):
                 if s >= 0:
@@ -432,7 +453,9 @@ class Matcher:
             negatives=np.asarray(present @ self.negative_matrix),
             words=words.astype(float),
             doc_vectors=vectors,
-            keyword_hits=sparse.csr_matrix(present.multiply((self.keyword_matrix + self.word_matrix).any(axis=1)[None, :])),
+            keyword_hits=sparse.csr_matrix(
+                present.multiply(np.asarray((self.keyword_matrix + self.word_matrix).any(axis=1))[None, :])
+            ),
             seed_similarity=seed_sim,
         )
 
@@ -440,7 +463,7 @@ class Matcher:
     def probabilities(features: Features) -> np.ndarray:
         """Return the (papers, themes) scores in [0, 1] from the shared coefficients."""
         z = features.stack() @ COEF + INTERCEPT
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=float)
 
     def score_matrix(self, papers: Sequence[Paper]) -> np.ndarray:
         """Return only the (papers, themes) score matrix: the fast path for bulk ranking."""
@@ -499,11 +522,15 @@ class Matcher:
         vectors = feats.doc_vectors
         for i, t in zip(docs.tolist(), themes.tolist()):
             names, rank = self.keyword_names[t], self.keyword_rank[t]
-            terms = _drop_plurals([names[c] for c in sorted((c for c in per_doc[i] if c in names), key=rank.__getitem__)])
+            terms = _drop_plurals(
+                [names[c] for c in sorted((c for c in per_doc[i] if c in names), key=rank.__getitem__)]
+            )
             if len(terms) < 2:
                 cols = vectors.indices[vectors.indptr[i] : vectors.indptr[i + 1]]
                 weights = vectors.data[vectors.indptr[i] : vectors.indptr[i + 1]] * self.centroids[t, cols]
-                best = cols[np.argsort(-weights, kind="stable")[:3]][weights[np.argsort(-weights, kind="stable")[:3]] > 0]
+                best = cols[np.argsort(-weights, kind="stable")[:3]][
+                    weights[np.argsort(-weights, kind="stable")[:3]] > 0
+                ]
                 terms += [self.vocab[c] for c in best if self.vocab[c] not in terms]
             out.append(tuple(terms[:6]))
         return out
@@ -545,7 +572,8 @@ def thresholds_from_config(themes: Sequence[Theme], section: Any) -> dict[str, f
             hint = suggest_themes(themes, name)
             raise ConfigError(
                 f"[matching] thresholds names an unknown theme {name!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; themes: {', '.join(names)}",
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; themes: {', '.join(names)}",
                 variable=f"matching.thresholds.{name}",
             )
         out[name] = _check_threshold(value, f"matching.thresholds.{name}")
@@ -554,11 +582,13 @@ def thresholds_from_config(themes: Sequence[Theme], section: Any) -> dict[str, f
 
 def _check_threshold(value: Any, variable: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise ConfigError(f"{variable} must be a number between 0 and 1 (default 0.5), got {value!r}", variable=variable)
+        raise ConfigError(
+            f"{variable} must be a number between 0 and 1 (default 0.5), got {value!r}", variable=variable
+        )
     return float(value)
 
 
-def get_matcher(core: "Core") -> Matcher:
+def get_matcher(core: Core) -> Matcher:
     """Return the matcher for the core's themes and seed catalog, memoised on the catalog version."""
     from . import catalog
 
@@ -581,12 +611,16 @@ def tag_seeds(themes: Sequence[Theme], seed_papers: Sequence[Paper]) -> list[tup
     scores = matcher.probabilities(feats)
     out = []
     for i in range(len(seed_papers)):
-        names = [t.name for ti, t in enumerate(matcher.themes) if matcher.exemplars[ti, i] or scores[i, ti] >= matcher.thresholds[ti]]
+        names = [
+            t.name
+            for ti, t in enumerate(matcher.themes)
+            if matcher.exemplars[ti, i] or scores[i, ti] >= matcher.thresholds[ti]
+        ]
         out.append(tuple(names))
     return out
 
 
-def score_and_store(core: "Core", papers: Sequence[Paper]) -> dict[int, list[ThemeScore]]:
+def score_and_store(core: Core, papers: Sequence[Paper]) -> dict[int, list[ThemeScore]]:
     """Score `papers` (which must have ids) against every theme, store the scores, and return them by paper id."""
     from . import catalog
 
@@ -595,5 +629,6 @@ def score_and_store(core: "Core", papers: Sequence[Paper]) -> dict[int, list[The
         return {}
     scores = get_matcher(core).score(with_ids)
     result = {p.id: s for p, s in zip(with_ids, scores) if p.id is not None}
-    catalog.store_many_scores(core, result)
+    stored: dict[int, Sequence[ThemeScore]] = dict(result)
+    catalog.store_many_scores(core, stored)
     return result

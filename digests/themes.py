@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import ConfigError, UnknownThemeError
 from .models import Theme
@@ -117,7 +118,7 @@ def _user_tables(section: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(name, str) or not SLUG.match(name):
             raise ConfigError(
                 f"themes entry {index} in {where} needs a `name`: a short slug of lowercase letters, digits "
-                f"and hyphens such as \"rlhf\" (got {name!r})",
+                f'and hyphens such as "rlhf" (got {name!r})',
                 variable="themes.name",
             )
         unknown = sorted(set(table) - ALLOWED_KEYS)
@@ -138,7 +139,9 @@ def _to_theme(table: Mapping[str, Any], shared_negatives: tuple[str, ...], where
     name = table["name"]
     for key in ("label", "description"):
         if key in table and (not isinstance(table[key], str) or not table[key].strip()):
-            raise ConfigError(f"Theme {name!r} in {where}: `{key}` must be non-empty text", variable=f"themes.{name}.{key}")
+            raise ConfigError(
+                f"Theme {name!r} in {where}: `{key}` must be non-empty text", variable=f"themes.{name}.{key}"
+            )
     lists = {key: _string_list(table.get(key, []), f"themes.{name}.{key}", where) for key in LIST_KEYS}
     if not lists["keywords"] and not lists["exemplars"]:
         raise ConfigError(
@@ -148,7 +151,7 @@ def _to_theme(table: Mapping[str, Any], shared_negatives: tuple[str, ...], where
     bad = [c for c in lists["categories"] if not CATEGORY.match(c)]
     if bad:
         raise ConfigError(
-            f"Theme {name!r} in {where}: {bad[0]!r} is not an arXiv category such as \"cs.CL\"",
+            f'Theme {name!r} in {where}: {bad[0]!r} is not an arXiv category such as "cs.CL"',
             variable=f"themes.{name}.categories",
         )
     return Theme(

@@ -52,7 +52,13 @@ def by_theme(scores):
 def test_lexicon_counts_phrases_plurals_and_punctuation_variants():
     lexicon = Lexicon(["reward model", "RLHF", "chain-of-thought", "policy", "step by step reasoning"])
     counts = lexicon.count(
-        ["Reward models and RLHF; chain of thought.", "", "Two policies, one reward", "xrlhf rlhfx", "Step-by-step reasoning!"]
+        [
+            "Reward models and RLHF; chain of thought.",
+            "",
+            "Two policies, one reward",
+            "xrlhf rlhfx",
+            "Step-by-step reasoning!",
+        ]
     ).toarray()
     assert counts.tolist() == [
         [1, 1, 1, 0, 0],
@@ -93,7 +99,7 @@ def test_every_real_seed_paper_gets_a_theme(themes, seeds):
         ("Measuring Progress on Scalable Oversight", {"oversight"}),
         ("Scaling Instruction Finetuned Language Models", {"instruction-tuning"}),
         ("Open Problems in Mechanistic Interpretability", {"interpretability"}),
-        ("[untitled] \u201c\"Induction heads\"", {"interpretability"}),
+        ('[untitled] \u201c"Induction heads"', {"interpretability"}),
         ("[untitled] \u201cWe describe our early efforts to red team", {"evaluations"}),
         ("Release Strategies and the Social Impacts", {"safety-policy"}),
         ("Self-critiquing models", {"oversight"}),
@@ -174,8 +180,13 @@ def test_score_returns_one_score_per_theme_in_config_order(matcher, themes):
 
 def test_scores_are_comparable_across_themes(seeds):
     """Two themes with the same evidence get the same score whatever their names or order."""
-    base = Theme(name="a", label="A", description="Preference learning for language models",
-                 keywords=("reward model", "rlhf"), exemplars=("Learning to summarize from human feedback",))
+    base = Theme(
+        name="a",
+        label="A",
+        description="Preference learning for language models",
+        keywords=("reward model", "rlhf"),
+        exemplars=("Learning to summarize from human feedback",),
+    )
     twin = replace(base, name="b", label="B")
     other = Theme(name="c", label="C", description="Interpretability", keywords=("sparse autoencoder",))
     matcher = Matcher.build((other, base, twin), seeds)
@@ -192,7 +203,9 @@ def test_theme_threshold_moves_only_that_theme(themes, seeds):
     after = by_theme(Matcher.build(strict, seeds).score([paper])[0])
     assert before["rlhf"].matched and not after["rlhf"].matched
     assert before["rlhf"].score == after["rlhf"].score
-    assert {n: s.matched for n, s in before.items() if n != "rlhf"} == {n: s.matched for n, s in after.items() if n != "rlhf"}
+    assert {n: s.matched for n, s in before.items() if n != "rlhf"} == {
+        n: s.matched for n, s in after.items() if n != "rlhf"
+    }
 
 
 def test_matching_thresholds_from_config_override_theme_thresholds(tmp_path, themes):
@@ -221,7 +234,9 @@ def test_bad_matching_config_is_a_clear_config_error(themes, section, fragment):
 
 
 def test_user_theme_with_keywords_only_and_no_seeds_still_scores():
-    theme = Theme(name="agents", label="Agents", description="Tool-using LLM agents", keywords=("tool use", "web agents"))
+    theme = Theme(
+        name="agents", label="Agents", description="Tool-using LLM agents", keywords=("tool use", "web agents")
+    )
     matcher = Matcher.build((theme,), [])
     paper = Paper(title="Web agents with tool use", abstract="We study tool use by large language model web agents.")
     score = matcher.score([paper])[0][0]
@@ -237,7 +252,9 @@ def test_get_matcher_is_memoised_and_score_and_store_persists(fresh_core):
     matcher = get_matcher(fresh_core)
     assert get_matcher(fresh_core) is matcher
     paper = labelled("Let's Verify Step by Step")
-    stored = catalog.upsert_arxiv_papers(fresh_core, [replace(paper, arxiv_id="2305.20050", version=1)], fresh_core.clock())
+    stored = catalog.upsert_arxiv_papers(
+        fresh_core, [replace(paper, arxiv_id="2305.20050", version=1)], fresh_core.clock()
+    )
     pid = stored.new[0].id
     result = score_and_store(fresh_core, stored.new)
     assert set(result) == {pid}

@@ -55,8 +55,17 @@ def test_labelled_set_is_large_balanced_and_split_without_overlap():
     assert min(counts.values()) >= 90
     assert not {r["title"] for r in tune} & {r["title"] for r in held}
     kinds = collections.Counter(r["kind"] for r in held if r["label"] == 0)
-    for kind in ("quantization", "word-alignment", "speech-alignment", "recsys-preference", "robotics-reward",
-                 "tabular-interpretability", "cyber-red-team", "kg-reasoning", "ordinary"):
+    for kind in (
+        "quantization",
+        "word-alignment",
+        "speech-alignment",
+        "recsys-preference",
+        "robotics-reward",
+        "tabular-interpretability",
+        "cyber-red-team",
+        "kg-reasoning",
+        "ordinary",
+    ):
         assert kinds[kind] >= 3, kind
 
 

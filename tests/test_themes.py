@@ -10,7 +10,15 @@ from digests.errors import ConfigError, UnknownThemeError
 from digests.settings import load_settings
 from digests.themes import find_theme, load_themes
 
-DEFAULT_NAMES = ("rlhf", "oversight", "interpretability", "evaluations", "reasoning", "instruction-tuning", "safety-policy")
+DEFAULT_NAMES = (
+    "rlhf",
+    "oversight",
+    "interpretability",
+    "evaluations",
+    "reasoning",
+    "instruction-tuning",
+    "safety-policy",
+)
 
 
 def settings_with(tmp_path: Path, toml: str):
@@ -86,14 +94,23 @@ def test_missing_themes_file_names_the_setting(tmp_path):
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [("rlhf", "rlhf"), ("RLHF", "rlhf"), ("Reasoning and math", "reasoning"), ("instruction tuning", "instruction-tuning"),
-     ("Safety-Policy", "safety-policy"), ("evaluations and red teaming", "evaluations")],
+    [
+        ("rlhf", "rlhf"),
+        ("RLHF", "rlhf"),
+        ("Reasoning and math", "reasoning"),
+        ("instruction tuning", "instruction-tuning"),
+        ("Safety-Policy", "safety-policy"),
+        ("evaluations and red teaming", "evaluations"),
+    ],
 )
 def test_find_theme_by_slug_or_label_any_case(query, expected):
     assert find_theme(load_themes(load_settings()), query).name == expected
 
 
-@pytest.mark.parametrize(("query", "suggestion"), [("rlfh", "rlhf"), ("interp", "interpretability"), ("evals", "evaluations"), ("safety", "safety-policy")])
+@pytest.mark.parametrize(
+    ("query", "suggestion"),
+    [("rlfh", "rlhf"), ("interp", "interpretability"), ("evals", "evaluations"), ("safety", "safety-policy")],
+)
 def test_unknown_theme_suggests_the_closest(query, suggestion):
     themes = load_themes(load_settings())
     with pytest.raises(UnknownThemeError) as info:
