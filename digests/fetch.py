@@ -141,9 +141,14 @@ def _store_and_score(core: Core, papers: list[Paper], now: datetime) -> tuple[li
     upserted = upsert_arxiv_papers(core, papers, now)
     by_id = {p.arxiv_id: p for p in upserted.new + upserted.revised + upserted.unchanged}
     stored = [by_id.get(p.arxiv_id, p) for p in papers]
-    from .match import score_and_store
+    from .match import get_matcher, score_and_store
 
-    return stored, score_and_store(core, stored)
+    # A fetched paper that turned out to be a seed keeps its seed theme tags: score it, don't store it.
+    seeds = [p for p in stored if p.origin == "seed"]
+    scores = score_and_store(core, [p for p in stored if p.origin != "seed"])
+    if seeds:
+        scores.update({p.id: s for p, s in zip(seeds, get_matcher(core).score(seeds), strict=True) if p.id is not None})
+    return stored, scores
 
 
 def fetch_window(

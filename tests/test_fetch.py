@@ -337,3 +337,16 @@ def test_fetch_window_reports_progress_per_page(fresh_core, fixed_now, arxiv, cl
     seen = []
     fetch_window(fresh_core, fixed_now, client=client_for(fresh_core, page_size=10), progress=lambda *a: seen.append(a))
     assert seen == [(1, 10, 30), (2, 20, 30), (3, 30, 30)]
+
+
+def test_fetched_seed_paper_is_scored_but_keeps_its_seed_tags(fresh_core, fixed_now, arxiv, client_for):
+    from digests.catalog import scores_for
+
+    seed = next(p for p in seed_papers(fresh_core) if p.title and not p.arxiv_id)
+    tags_before = scores_for(fresh_core, seed.id)
+    entry = _with(real_entries()[0], title=seed.title)
+    arxiv.replies.append(ok(build_feed([entry, real_entries()[1]], 2)))
+    report = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+    adopted = report.papers[0]
+    assert adopted.id == seed.id and adopted.arxiv_id and len(report.scores[seed.id]) == len(fresh_core.themes)
+    assert scores_for(fresh_core, seed.id) == tags_before
