@@ -22,6 +22,7 @@ polynomial hashes, and phrases are looked up as hashes of consecutive word hashe
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -541,11 +542,17 @@ def _drop_plurals(terms: list[str]) -> list[str]:
     seen: set[str] = set()
     out = []
     for term in terms:
-        forms = {normalize(v) for v in _variants(normalize(term))} | {normalize(term)}
+        forms = _forms(term)
         if not forms & seen:
             out.append(term)
         seen |= forms
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _forms(term: str) -> frozenset[str]:
+    base = normalize(term)
+    return frozenset([base, *_variants(base)])
 
 
 # --------------------------------------------------------------------------------------------------
