@@ -16,7 +16,7 @@ from .errors import ArxivError
 from .models import FetchRun, Paper, ThemeScore
 
 if TYPE_CHECKING:
-    from .arxiv_api import ArxivClient, ProgressFn
+    from .arxiv_api import ArxivClient, ClientStats, ProgressFn, QueryResult
     from .service import Core
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,6 @@ def fetch_window(
     holding whatever was fetched before it broke. Anything else is recorded as failed, then re-raised.
     """
     from .arxiv_api import ArxivClient, QueryResult, build_window_query
-    from .store import utcnow_iso
 
     start, end = window_bounds(now, days)
     cats = query_categories(core)
@@ -172,19 +171,8 @@ def fetch_window(
     own_client = client is None
     client = client or ArxivClient.from_settings(core.settings, db=core.db, now=core.clock)
     before = replace(client.stats)
-    run = record_run(
-        core,
-        FetchRun(
-            id=None,
-            started=utcnow_iso(now),
-            finished=None,
-            window_start=utcnow_iso(start),
-            window_end=utcnow_iso(end),
-            outcome="failed",
-            reason="interrupted",
-            queries=(query,),
-        ),
-    )
+    # Recorded up front as failed, so even a killed process leaves an honest row behind.
+    run = record_run(core, _started_run(now, start, end, query))
     result = QueryResult(query=query)
     outcome, reason = "ok", None
     papers: list[Paper] = []
@@ -194,31 +182,58 @@ def fetch_window(
             client.fetch_query(query, window_start=run.window_start, result=result, progress=progress)
         except ArxivError as exc:
             outcome, reason = "failed", str(exc)
-        papers, scores = _store_and_score(core, _dedupe(result.papers), now) if result.papers else ([], {})
-        if outcome == "ok" and not papers:
+        if result.papers:
+            papers, scores = _store_and_score(core, _dedupe(result.papers), now)
+        elif outcome == "ok":
             outcome, reason = "empty", f"arXiv has no papers in {', '.join(cats)} for this window"
     except BaseException as exc:
         outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        stats = client.stats
-        run = record_run(
-            core,
-            replace(
-                run,
-                finished=utcnow_iso(core.clock()),
-                outcome=outcome,
-                reason=reason,
-                requests=stats.requests - before.requests,
-                pages=stats.pages - before.pages + stats.cache_hits - before.cache_hits,
-                retries=stats.retries - before.retries,
-                papers=len(result.papers),
-                scanned=_scanned(result.papers, cats),
-            ),
-        )
+        run = record_run(core, _finished_run(core, run, outcome, reason, client.stats, before, result, cats))
         if own_client:
             client.close()
     return FetchReport(run=run, papers=papers, scores=scores)
+
+
+def _started_run(now: datetime, start: datetime, end: datetime, query: str) -> FetchRun:
+    from .store import utcnow_iso
+
+    return FetchRun(
+        id=None,
+        started=utcnow_iso(now),
+        finished=None,
+        window_start=utcnow_iso(start),
+        window_end=utcnow_iso(end),
+        outcome="failed",
+        reason="interrupted",
+        queries=(query,),
+    )
+
+
+def _finished_run(
+    core: Core,
+    run: FetchRun,
+    outcome: str,
+    reason: str | None,
+    stats: ClientStats,
+    before: ClientStats,
+    result: QueryResult,
+    cats: tuple[str, ...],
+) -> FetchRun:
+    from .store import utcnow_iso
+
+    return replace(
+        run,
+        finished=utcnow_iso(core.clock()),
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
+        requests=stats.requests - before.requests,
+        pages=stats.pages - before.pages + stats.cache_hits - before.cache_hits,
+        retries=stats.retries - before.retries,
+        papers=len(result.papers),
+        scanned=_scanned(result.papers, cats),
+    )
 
 
 def _dedupe(papers: list[Paper]) -> list[Paper]:

@@ -444,3 +444,17 @@ def test_base_url_query_string_is_kept(arxiv, make_client):
     arxiv.replies.append(ok(real("arxiv_api_2026_idlist_1207.7214.xml")))
     make_client(url=arxiv.url + "?token=abc").lookup_id("1207.7214")
     assert arxiv.requests[0]["params"]["token"] == ["abc"] and arxiv.requests[0]["params"]["id_list"] == ["1207.7214"]
+
+
+@pytest.mark.live
+def test_live_lookup_and_window_query():
+    """Opt-in (`pytest -m live`): the real export.arxiv.org, two requests, 3 s apart."""
+    client = ArxivClient.from_settings(load_settings({}))
+    try:
+        paper = client.lookup_id("1706.03762")
+        assert paper is not None and paper.title == "Attention Is All You Need" and paper.version >= 7
+        start = datetime(2024, 1, 2, tzinfo=UTC)
+        page = client.search_page(build_window_query(["cs.CL"], start, start.replace(hour=6)), max_results=5)
+        assert page.total and page.papers and all("cs.CL" in p.categories for p in page.papers)
+    finally:
+        client.close()
