@@ -52,11 +52,11 @@ WHY_MIN_SIMILARITY = 0.05
 # Shared logistic coefficients, fitted on the tune half of tests/fixtures/labelled/ (bench/score.py --fit),
 # then two choices made on the tune half only: the exemplar weight is raised from ~0 to 1.0 (the labelled set
 # has no near-copies of seed papers, but a fetched seed paper should count as on-theme), and the intercept is
-# lowered by 0.45 (tune P/R 0.93/0.94 -> 0.98/0.87; on the tune papers with full-length 2026 abstracts
-# 0.75/1.00 -> 0.94/0.83), because real weeks are dominated by LLM papers that are not on these themes.
-FEATURES = ("keywords", "weak_keywords", "title_keywords", "centroid", "exemplar", "context", "negatives")
-COEF = np.array([3.04, 1.26, 1.34, 0.79, 1.0, 2.43, -2.09])
-INTERCEPT = -3.89
+# lowered by 0.5 (tune P/R 0.94/0.96 -> 0.97/0.88; on the tune papers with full-length 2026 abstracts
+# 0.78/1.00 -> 0.89/0.89), because real weeks are dominated by LLM papers that are not on these themes.
+FEATURES = ("keywords", "weak_keywords", "title_keywords", "centroid", "exemplar", "context", "negatives", "category")
+COEF = np.array([3.05, 1.28, 1.24, 0.7, 1.0, 2.31, -1.87, 1.69])
+INTERCEPT = -5.37
 
 # fmt: off
 CONTEXT_TERMS = (
@@ -317,6 +317,8 @@ class Features:
     negatives: np.ndarray
     words: np.ndarray
     """Words in title + abstract, per paper."""
+    category: np.ndarray
+    """1 if the paper's primary arXiv category is one of the theme's (or unknown), 0.5 if cross-listed, else 0."""
     doc_vectors: sparse.csr_matrix
     keyword_hits: sparse.csr_matrix
     seed_similarity: np.ndarray
@@ -334,6 +336,7 @@ class Features:
                 self.exemplar,
                 np.broadcast_to(self.context[:, None], self.keywords.shape),
                 np.log1p(self.negatives),
+                self.category,
             ],
             axis=-1,
         )
@@ -453,12 +456,34 @@ class Matcher:
             context=context,
             negatives=np.asarray(present @ self.negative_matrix),
             words=words.astype(float),
+            category=self._category_fit(papers),
             doc_vectors=vectors,
             keyword_hits=sparse.csr_matrix(
                 present.multiply(np.asarray((self.keyword_matrix + self.word_matrix).any(axis=1))[None, :])
             ),
             seed_similarity=seed_sim,
         )
+
+    def _category_fit(self, papers: Sequence[Paper]) -> np.ndarray:
+        """Return (papers, themes): 1 primary category on-theme or unknown, 0.5 cross-listed there, 0 elsewhere."""
+        out = np.ones((len(papers), len(self.themes)))
+        wanted = [set(t.categories) for t in self.themes]
+        cache: dict[tuple[str | None, tuple[str, ...]], list[float]] = {}
+        for i, paper in enumerate(papers):
+            key = (paper.primary_category, paper.categories)
+            row = cache.get(key)
+            if row is None:
+                primary = paper.primary_category or (paper.categories[0] if paper.categories else None)
+                row = cache[key] = [
+                    1.0
+                    if primary is None or not cats or primary in cats
+                    else 0.5
+                    if cats & set(paper.categories)
+                    else 0.0
+                    for cats in wanted
+                ]
+            out[i] = row
+        return out
 
     @staticmethod
     def probabilities(features: Features) -> np.ndarray:
