@@ -23,7 +23,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,8 +130,8 @@ def bench(n: int, allowed: int, rate: float, in_flight: int) -> dict:
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["DIGESTBOT_HOME"] = home
-        now = datetime.now(timezone.utc)
-        core = open_core(clock=lambda: datetime.now(timezone.utc))
+        now = datetime.now(UTC)
+        core = open_core(clock=lambda: datetime.now(UTC))
         keys = prepare_catalog(core, now, n)
         build_s, items = time_builds(core, keys, now)
         figures = {"channels": n, "build_seconds": round(build_s, 2), "items_built": items}

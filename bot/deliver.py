@@ -10,10 +10,11 @@ import asyncio
 import dataclasses
 import functools
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable, Literal
+from typing import Any, Literal
 
 from digests import ledger
 from digests.errors import DeliveryError, DigestBotError

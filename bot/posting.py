@@ -19,8 +19,9 @@ import asyncio
 import itertools
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Awaitable, Callable, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from digests.errors import ConfigError, DeliveryError
 from digests.models import Digest

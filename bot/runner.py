@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -77,7 +78,7 @@ class Runner:
     say: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.deliverer = self.deliverer or Deliverer(self.core, posters=self.poster)
         self.arxiv_lane = CatalogLane(self.core, name="arxiv-lane")
         self.calendar = load_calendar(self.core.settings.section("schedule"))

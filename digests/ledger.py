@@ -28,9 +28,10 @@ import dataclasses
 import json
 import logging
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .models import Digest
 from .store import utcnow_iso
@@ -101,20 +102,20 @@ def _row(row: dict[str, Any]) -> Delivery:
     return Delivery(**{f.name: row[f.name] for f in dataclasses.fields(Delivery)})
 
 
-def get_delivery(core: "Core", digest_id: str) -> Delivery | None:
+def get_delivery(core: Core, digest_id: str) -> Delivery | None:
     """Return the ledger row of `digest_id`, or None."""
     rows = list(core.db.query("SELECT * FROM deliveries WHERE digest_id = ?", [digest_id]))
     return _row(rows[0]) if rows else None
 
 
-def stored_digest(core: "Core", digest_id: str) -> Digest | None:
+def stored_digest(core: Core, digest_id: str) -> Digest | None:
     """Return the digest recorded with the intent, or None."""
     rows = list(core.db.query("SELECT payload_json FROM deliveries WHERE digest_id = ?", [digest_id]))
     return digest_from_json(rows[0]["payload_json"]) if rows and rows[0]["payload_json"] else None
 
 
 def begin(
-    core: "Core", digest: Digest, now: datetime, *, count_attempt: bool = False
+    core: Core, digest: Digest, now: datetime, *, count_attempt: bool = False
 ) -> tuple[Delivery, Digest, bool]:
     """Record the intent to post `digest` (before any post); return its row, the digest to post, and
     whether the row is fresh (new or reopened by this call).
@@ -144,18 +145,18 @@ def begin(
     return delivery, stored_digest(core, digest.id) or digest, False
 
 
-def record_intent(core: "Core", digest: Digest, now: datetime) -> Delivery:
+def record_intent(core: Core, digest: Digest, now: datetime) -> Delivery:
     """Record the intent to post `digest` and return its row (see `begin`)."""
     return begin(core, digest, now)[0]
 
 
-def record_attempt(core: "Core", digest_id: str) -> None:
+def record_attempt(core: Core, digest_id: str) -> None:
     """Count one post attempt (before it is made: an attempt may reach the platform and still fail)."""
     with core.db.atomic():
         core.db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE digest_id = ?", [digest_id])
 
 
-def _set_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
+def _set_ref(core: Core, digest_id: str, message_ref: str, now: datetime) -> None:
     core.db.execute(
         "UPDATE deliveries SET status = 'posted', message_ref = ?, posted_at = ?, error = NULL, retry_at = NULL"
         " WHERE digest_id = ? AND status = 'pending'",
@@ -163,7 +164,7 @@ def _set_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> N
     )
 
 
-def _set_sent(core: "Core", digest: Digest, now: datetime) -> None:
+def _set_sent(core: Core, digest: Digest, now: datetime) -> None:
     at = utcnow_iso(now)
     papers = [(i.paper.arxiv_id, i.paper.version) for i in digest.items]
     papers += [(u.paper.arxiv_id, u.version) for u in digest.updated]
@@ -181,13 +182,13 @@ def _set_sent(core: "Core", digest: Digest, now: datetime) -> None:
     core.db.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ? AND status = 'posted'", [digest.id])
 
 
-def record_ref(core: "Core", digest_id: str, message_ref: str, now: datetime) -> None:
+def record_ref(core: Core, digest_id: str, message_ref: str, now: datetime) -> None:
     """Record the platform's message ref alone (status `posted`); `record_posted` does ref + papers at once."""
     with core.db.atomic():
         _set_ref(core, digest_id, message_ref, now)
 
 
-def record_sent(core: "Core", digest_id: str, now: datetime, digest: Digest | None = None) -> None:
+def record_sent(core: Core, digest_id: str, now: datetime, digest: Digest | None = None) -> None:
     """Record a `posted` digest's papers in sent_papers and its classic in classics_shown; mark it done."""
     digest = digest or stored_digest(core, digest_id)
     if digest is not None:
@@ -196,7 +197,7 @@ def record_sent(core: "Core", digest_id: str, now: datetime, digest: Digest | No
 
 
 def record_posted(
-    core: "Core", digest: Digest, message_ref: str, now: datetime, between: Callable[[], None] | None = None
+    core: Core, digest: Digest, message_ref: str, now: datetime, between: Callable[[], None] | None = None
 ) -> None:
     """Record the message ref, the papers and the classic in ONE transaction, so a crash leaves either
     an open intent (recovered through `find_posted`) or a finished delivery, never half of one.
@@ -210,7 +211,7 @@ def record_posted(
         _set_sent(core, digest, now)
 
 
-def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -> None:
+def record_retry(core: Core, digest_id: str, error: str, retry_at: datetime) -> None:
     """Keep the intent open and note when to try again (rate limit, network error)."""
     with core.db.atomic():
         core.db.execute(
@@ -219,7 +220,7 @@ def record_retry(core: "Core", digest_id: str, error: str, retry_at: datetime) -
         )
 
 
-def record_failed(core: "Core", digest_id: str, error: str) -> None:
+def record_failed(core: Core, digest_id: str, error: str) -> None:
     """Close the intent after a permanent platform error (nothing was posted)."""
     with core.db.atomic():
         core.db.execute(
@@ -228,7 +229,7 @@ def record_failed(core: "Core", digest_id: str, error: str) -> None:
         )
 
 
-def record_skipped(core: "Core", digest_id: str, reason: str) -> None:
+def record_skipped(core: Core, digest_id: str, reason: str) -> None:
     """Close an open intent that will not be delivered (too late)."""
     with core.db.atomic():
         core.db.execute(
@@ -237,7 +238,7 @@ def record_skipped(core: "Core", digest_id: str, reason: str) -> None:
         )
 
 
-def open_deliveries(core: "Core", now: datetime | None = None) -> list[Delivery]:
+def open_deliveries(core: Core, now: datetime | None = None) -> list[Delivery]:
     """Return intents not yet done (pending or posted); with `now`, only those whose retry time has come."""
     rows = core.db.query("SELECT * FROM deliveries WHERE status IN ('pending', 'posted') ORDER BY created_at, id")
     due = [_row(r) for r in rows]
@@ -246,7 +247,7 @@ def open_deliveries(core: "Core", now: datetime | None = None) -> list[Delivery]
     return due
 
 
-def last_delivery(core: "Core", channel_key: str, status: tuple[str, ...] | None = None) -> Delivery | None:
+def last_delivery(core: Core, channel_key: str, status: tuple[str, ...] | None = None) -> Delivery | None:
     """Return the channel's latest ledger row (optionally only with one of `status`)."""
     sql = "SELECT * FROM deliveries WHERE channel = ?"
     params: list[Any] = [channel_key]
@@ -262,7 +263,7 @@ def is_stale(delivery: Delivery, now: datetime, max_late: timedelta = timedelta(
     return delivery.created_at is not None and now - datetime.fromisoformat(delivery.created_at) > max_late
 
 
-def _fetch_summary(core: "Core") -> dict[str, Any] | None:
+def _fetch_summary(core: Core) -> dict[str, Any] | None:
     from .fetch import last_runs
 
     runs = last_runs(core, 1)
@@ -275,7 +276,7 @@ def _fetch_summary(core: "Core") -> dict[str, Any] | None:
     }
 
 
-def channel_status(core: "Core", key: str, now: datetime) -> dict[str, Any]:
+def channel_status(core: Core, key: str, now: datetime) -> dict[str, Any]:
     """Return what `/digest status` shows for a channel: next run, last digest, broken reason, last fetch."""
     from .channels import get_channel
     from .schedule import next_digest_run

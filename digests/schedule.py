@@ -17,9 +17,10 @@ reading of that page for 2026/27; verify it each year and override it in the con
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.base import BaseTrigger
@@ -135,7 +136,7 @@ def _local_time(schedule: Schedule) -> time:
 def _run_on(d: date, at: time, zone: ZoneInfo) -> datetime:
     # A wall time skipped by a spring-forward change (02:30 on the DST day) moves forward by the gap;
     # a repeated one (autumn) means its first occurrence. The UTC round trip does both.
-    return datetime.combine(d, at, tzinfo=zone).astimezone(timezone.utc).astimezone(zone)
+    return datetime.combine(d, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
 
 
 def next_digest_run(channel: Channel | Schedule, now: datetime) -> datetime:
@@ -230,7 +231,7 @@ def digest_job_id(channel_key: str) -> str:
     return f"digest:{channel_key}"
 
 
-def _list_channels(core: "Core") -> list[Channel]:
+def _list_channels(core: Core) -> list[Channel]:
     from .channels import list_channels
 
     return list_channels(core)
@@ -261,7 +262,7 @@ def sync_digest_jobs(
 
 def register_jobs(
     scheduler: Any,
-    core: "Core",
+    core: Core,
     *,
     on_fetch: Callable[[], Awaitable[Any]],
     on_digest: Callable[[str], Awaitable[Any]],
@@ -279,7 +280,7 @@ def register_jobs(
         **JOB_DEFAULTS,
     )
 
-    def refresh(caller_core: "Core | None" = None) -> dict[str, int]:
+    def refresh(caller_core: Core | None = None) -> dict[str, int]:
         counts = sync_digest_jobs(scheduler, _list_channels(caller_core or core), on_digest)
         if counts["added"] or counts["removed"]:
             log.info("digest jobs refreshed: %s", counts)
@@ -290,7 +291,7 @@ def register_jobs(
     return refresh
 
 
-def notify_channels_changed(core: "Core") -> None:
+def notify_channels_changed(core: Core) -> None:
     """Re-derive the digest jobs after a channel changed; a no-op when no scheduler runs in this process.
 
     Call it on the thread that owns `core`'s connection, right after subscribe/unsubscribe/set_schedule.

@@ -95,7 +95,7 @@ class FakePlatform:
         self.url = f"http://127.0.0.1:{port}"
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.deliver import Deliverer, catalog_lane, due_runs, on_catalog
 from bot.posting import (
-    ConsolePoster, RateLimiter, RecordingPoster, get_poster, permanent_failure, rate_limited, register_poster,
+    ConsolePoster,
+    RateLimiter,
+    RecordingPoster,
+    get_poster,
+    permanent_failure,
+    rate_limited,
+    register_poster,
 )
 from digests import ledger
 from digests.channels import get_channel
@@ -17,7 +23,7 @@ from digests.errors import ConfigError
 from tests.fake_platform import add_channel, builder
 
 A, B, C = "slack:T1:CA", "slack:T1:CB", "discord:1:3"
-DUE = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+DUE = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 class FakeSleep:
@@ -86,7 +92,7 @@ async def test_long_retry_after_is_kept_for_later_not_dropped(core, sleep, fixed
     assert row.status == "pending" and row.retry_at == "2026-11-25T13:00:00+00:00"
     assert await make(core, poster, sleep).recover() == []  # not yet due
 
-    core.clock = lambda: datetime(2026, 11, 25, 13, 1, tzinfo=timezone.utc)
+    core.clock = lambda: datetime(2026, 11, 25, 13, 1, tzinfo=UTC)
     results = await make(core, poster, sleep).recover()
     assert [r.outcome for r in results] == ["posted"]
     assert poster.finds == [(A, f"{A}|2026-W48")]  # asked first: an earlier attempt might have landed

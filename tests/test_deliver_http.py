@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -12,7 +12,7 @@ from digests import ledger
 from digests.channels import get_channel
 from tests.fake_platform import FakePlatform, HTTPPoster, add_channel, builder
 
-DUE = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+DUE = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 async def test_fan_out_through_429s_loses_and_duplicates_nothing(fresh_core):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from digests import ledger
 from tests.fake_platform import add_channel, builder, make_digest
 
 KEY = "slack:T1:C1"
-DUE = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+DUE = datetime(2026, 11, 23, 9, tzinfo=UTC)
 DIGEST_ID = f"{KEY}|2026-W48"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -25,7 +25,7 @@ def console_channel():
     from digests.service import open_core
 
     core = open_core(sync=False)
-    created = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat(timespec="seconds")
+    created = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
     add_channel(core, "console:demo", created_at=created)
     return "console:demo"
 
@@ -93,7 +93,6 @@ async def test_runner_registers_jobs_and_stops_cleanly(fresh_core, fixed_now):
 
     def fake_fetch(core, now):
         fetched.append(now)
-        return None
 
     runner = Runner(fresh_core, Platforms(), fetch=fake_fetch, say=lambda text: None)
     await runner.start(fetch_if_due=False)
@@ -116,5 +115,5 @@ def test_fetch_due_when_arxiv_announced_since_last_run(fresh_core, fixed_now):
     record_run(fresh_core, FetchRun(id=None, started="2026-11-25T01:35:00+00:00", finished=None,
                                     window_start="2026-11-18", window_end="2026-11-25", outcome="ok"))
     assert not is_fetch_due(fresh_core, fixed_now, Calendar())
-    assert is_fetch_due(fresh_core, datetime(2026, 11, 26, 2, tzinfo=timezone.utc), Calendar())
+    assert is_fetch_due(fresh_core, datetime(2026, 11, 26, 2, tzinfo=UTC), Calendar())
     catalog_lane(fresh_core).close()

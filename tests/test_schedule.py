@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,6 @@ from digests import schedule
 from digests.errors import ChannelError, ConfigError
 from digests.models import Channel, Schedule
 
-UTC = timezone.utc
 ET = ZoneInfo("America/New_York")
 
 
