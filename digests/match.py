@@ -506,22 +506,31 @@ class Matcher:
         pair_doc, pair_theme = np.nonzero(scores >= self.thresholds[None, :])
         whys = self._why(feats, pair_doc, pair_theme)
         terms = self._terms(feats, pair_doc, pair_theme)
-        reasons = {(int(i), int(t)): (w, k) for i, t, w, k in zip(pair_doc, pair_theme, whys, terms)}
+        reasons: dict[int, dict[int, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        for i, t, w, k in zip(pair_doc.tolist(), pair_theme.tolist(), whys, terms):
+            reasons.setdefault(i, {})[t] = (w, k)
         names = [t.name for t in self.themes]
-        unmatched: dict[tuple[int, float], ThemeScore] = {}  # frozen, so equal non-matches can share one object
+        # ThemeScore is frozen, so equal non-matches can share one object (most of 20,000 x themes).
+        shared: list[dict[float, ThemeScore]] = [{} for _ in names]
+
+        def unmatched(ti: int, value: float) -> ThemeScore:
+            score = shared[ti].get(value)
+            if score is None:
+                score = shared[ti][value] = ThemeScore(names[ti], value, False)
+            return score
+
         out: list[list[ThemeScore]] = []
         for i, row in enumerate(np.round(scores, 4).tolist()):
-            result = []
-            for ti, value in enumerate(row):
-                reason = reasons.get((i, ti))
-                if reason is not None:
-                    result.append(ThemeScore(names[ti], value, True, reason[0], reason[1]))
-                    continue
-                score = unmatched.get((ti, value))
-                if score is None:
-                    score = unmatched[(ti, value)] = ThemeScore(names[ti], value, False)
-                result.append(score)
-            out.append(result)
+            found = reasons.get(i)
+            if found is None:
+                out.append([unmatched(ti, value) for ti, value in enumerate(row)])
+                continue
+            out.append(
+                [
+                    ThemeScore(names[ti], value, True, *found[ti]) if ti in found else unmatched(ti, value)
+                    for ti, value in enumerate(row)
+                ]
+            )
         return out
 
     def _why(self, feats: Features, docs: np.ndarray, themes: np.ndarray) -> list[tuple[str, ...]]:
