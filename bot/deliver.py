@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal[
     "posted", "recovered", "already", "reposted", "retry", "broken", "failed", "skipped", "paused", "unknown",
-    "unavailable",
+    "unavailable", "busy",
 ]
 GLOBAL_LIMIT_CODES = frozenset({"global_rate_limited", "global"})
 """DeliveryError codes meaning the whole bot (not one channel) is rate limited (Discord's global 429)."""
@@ -168,6 +168,7 @@ class Deliverer:
         self.checkpoint = checkpoint or (lambda name: None)
         self.sleep = sleep
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._active: set[str] = set()
 
     def _build_each(self, core: Any, keys: list[str], now: datetime) -> list[Digest]:
         return [self.build(core, key, now) for key in keys]
@@ -199,10 +200,16 @@ class Deliverer:
         except DigestBotError as exc:  # e.g. no SLACK_BOT_TOKEN: nothing recorded, the channel waits
             return DeliveryResult(channel.key, "unavailable", digest.id, detail=str(exc))
         delivery, to_post, fresh = await self.db(ledger.begin, digest, self.core.clock(), count_attempt=True)
-        if fresh:
-            result = await self._post(delivery, to_post, attempt_counted=True)
-        else:
-            result = await self.complete(delivery, to_post)
+        if digest.id in self._active:
+            return DeliveryResult(channel.key, "busy", digest.id, detail="already being delivered")
+        self._active.add(digest.id)
+        try:
+            if fresh:
+                result = await self._post(delivery, to_post, attempt_counted=True)
+            else:
+                result = await self._complete(delivery, to_post)
+        finally:
+            self._active.discard(digest.id)
         if channel.broken_reason and result.outcome in ("posted", "recovered"):
             await self.db(_clear_broken, channel.key)
         return result
@@ -216,7 +223,18 @@ class Deliverer:
         """Drive one ledger row to `done`: finish, recover via find_posted, or post its digest.
 
         `digest` must be the row's digest (as `ledger.begin` returns it); None reads it from the ledger.
+        A digest this deliverer is already working on (e.g. waiting out a 429) is left alone ("busy"):
+        the retry sweep must not post it a second time while its first post is in flight.
         """
+        if delivery.digest_id in self._active:
+            return DeliveryResult(delivery.channel, "busy", delivery.digest_id, detail="already being delivered")
+        self._active.add(delivery.digest_id)
+        try:
+            return await self._complete(delivery, digest)
+        finally:
+            self._active.discard(delivery.digest_id)
+
+    async def _complete(self, delivery: ledger.Delivery, digest: Digest | None) -> DeliveryResult:
         key, digest_id = delivery.channel, delivery.digest_id
         if delivery.status == "done":
             return DeliveryResult(key, "already", digest_id, delivery.message_ref)

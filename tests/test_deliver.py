@@ -210,3 +210,25 @@ async def test_platform_without_token_waits_and_records_nothing(core, sleep):
     assert results[A].outcome == "unavailable" and "SLACK_BOT_TOKEN" in results[A].detail
     assert results[C].outcome == "unavailable" and "DISCORD_TOKEN" in results[C].detail
     assert core.db["deliveries"].count == 0
+
+
+async def test_sweep_during_a_429_wait_does_not_post_twice(core):
+    import asyncio
+
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_sleep(seconds):
+        waiting.set()
+        await release.wait()
+
+    poster = RecordingPoster().will(A, rate_limited(A, 30))
+    deliverer = Deliverer(core, posters=lambda p: poster, build=builder(), sleep=slow_sleep)
+    first = asyncio.create_task(deliverer.deliver(A, DUE))
+    await waiting.wait()  # the first delivery is waiting out its Retry-After, intent open
+    swept = await deliverer.recover()
+    assert [r.outcome for r in swept] == ["busy"]
+    again = await deliverer.deliver(A, DUE)
+    assert again.outcome == "busy"
+    release.set()
+    assert (await first).outcome == "posted"
+    assert poster.posted_ids() == [f"{A}|2026-W48"]
