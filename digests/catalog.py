@@ -486,19 +486,25 @@ def query_terms(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
-CANDIDATES = 200
+CANDIDATES = 100
 """Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
 million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
 tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
 RERANK = 40
 """How many of the best candidates are re-ranked by how many query words their abstract and authors hold."""
-TIERS = (("title : ({and_})", 30.0), ("{and_}", 15.0), ("title : ({or_})", 5.0), ("{or_}", 0.0))
-"""FTS queries tried in order, with the base score of a paper first found by each."""
+TIERS = (
+    ("papers_title_fts", "{and_}", 30.0),
+    ("papers_fts", "{and_}", 15.0),
+    ("papers_title_fts", "{or_}", 5.0),
+    ("papers_fts", "{or_}", 0.0),
+)
+"""FTS queries tried in order (index, query), with the base score of a paper first found by each. Title
+words go to a title-only index: in the full index a word common in abstracts makes a title filter slow."""
 
 
-def _rowids(core: "Core", match: str, limit: int = CANDIDATES) -> list[int]:
+def _rowids(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> list[int]:
     rows = core.db.execute(
-        "SELECT rowid FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rowid DESC LIMIT ?", [match, limit]
+        f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?", [match, limit]
     ).fetchall()
     return [int(r[0]) for r in rows]
 
@@ -526,12 +532,12 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
         scores[row[0]] = 50.0
-    for pattern, base in TIERS:
+    for table, pattern, base in TIERS:
         if base < 15.0 and (len(scores) >= limit or any(v >= 30.0 for v in scores.values())):
             break
-        if len(terms) == 1 and pattern.count("or_"):
+        if len(terms) == 1 and "or_" in pattern:
             continue
-        for rowid in _rowids(core, pattern.format(and_=and_, or_=or_)):
+        for rowid in _rowids(core, table, pattern.format(and_=and_, or_=or_)):
             scores.setdefault(rowid, base)
     if not scores:
         return scores

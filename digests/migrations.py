@@ -171,3 +171,26 @@ def m002_catalog_meta_and_title_index(db: Database) -> None:
 def m003_channels_config_hash(db: Database) -> None:
     """Remember which `[[channels]]` config entry a channel was last seeded from (config vs chat rule)."""
     db.execute("ALTER TABLE channels ADD COLUMN config_hash TEXT")
+
+
+@migrations()
+def m004_title_fts(db: Database) -> None:
+    """Add a title-only FTS5 index: title lookups on a large catalog stay fast when title words are common."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE papers_title_fts USING fts5(
+            title, content='papers', content_rowid='id', tokenize='porter'
+        );
+        INSERT INTO papers_title_fts(papers_title_fts) VALUES ('rebuild');
+        CREATE TRIGGER papers_title_ai AFTER INSERT ON papers BEGIN
+            INSERT INTO papers_title_fts(rowid, title) VALUES (new.id, new.title);
+        END;
+        CREATE TRIGGER papers_title_ad AFTER DELETE ON papers BEGIN
+            INSERT INTO papers_title_fts(papers_title_fts, rowid, title) VALUES ('delete', old.id, old.title);
+        END;
+        CREATE TRIGGER papers_title_au AFTER UPDATE OF title ON papers BEGIN
+            INSERT INTO papers_title_fts(papers_title_fts, rowid, title) VALUES ('delete', old.id, old.title);
+            INSERT INTO papers_title_fts(rowid, title) VALUES (new.id, new.title);
+        END;
+        """
+    )

@@ -19,6 +19,8 @@ def open_db(path: Path | str | None = None) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = Database(path)
         db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a crash of the process loses nothing committed; only power loss can drop the last commit.
+        db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
     migrations.apply(db)
