@@ -413,6 +413,7 @@ class Matcher:
         self.idf = np.log((1 + docs.shape[0]) / (1 + df)) + 1.0
         self.seed_vectors = self._tfidf(seed_counts)
         profiles = self._tfidf(profile_counts).toarray()
+        self.profile_words = profiles > 0  # reasons only name words the theme's own description uses
         seeds = self.seed_vectors.toarray()
         centroids = []
         for ti in range(len(self.themes)):
@@ -563,10 +564,9 @@ class Matcher:
             if len(terms) < 2:
                 cols = vectors.indices[vectors.indptr[i] : vectors.indptr[i + 1]]
                 weights = vectors.data[vectors.indptr[i] : vectors.indptr[i + 1]] * self.centroids[t, cols]
-                best = cols[np.argsort(-weights, kind="stable")[:3]][
-                    weights[np.argsort(-weights, kind="stable")[:3]] > 0
-                ]
-                terms += [self.vocab[c] for c in best if self.vocab[c] not in terms]
+                weights = weights * self.profile_words[t, cols]
+                top = np.argsort(-weights, kind="stable")[:3]
+                terms += [self.vocab[c] for c in cols[top[weights[top] > 0]] if self.vocab[c] not in terms]
             out.append(tuple(terms[:6]))
         return out
 
