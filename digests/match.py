@@ -380,20 +380,20 @@ class Matcher:
         self.keyword_matrix = np.zeros((n_entries, len(self.themes)))
         self.word_matrix = np.zeros((n_entries, len(self.themes)))
         self.negative_matrix = np.zeros((n_entries, len(self.themes)))
+        # Keywords that normalise to nothing (e.g. all non-ASCII) can never be found in a text: skip them.
+        keywords = [[k for k in t.keywords if normalize(k)] for t in self.themes]
         for ti, theme in enumerate(self.themes):
-            for k in theme.keywords:
+            for k in keywords[ti]:
                 (self.word_matrix if is_weak(k) else self.keyword_matrix)[index[normalize(k)], ti] = 1.0
             for k in theme.negative_keywords:
-                self.negative_matrix[index[normalize(k)], ti] = 1.0
+                if normalize(k):
+                    self.negative_matrix[index[normalize(k)], ti] = 1.0
         self.context_ids = np.array(sorted({index[normalize(c)] for c in CONTEXT_TERMS}), dtype=np.int64)
-        self.keyword_names = [{index[normalize(k)]: k.lstrip(WEAK) for k in reversed(t.keywords)} for t in self.themes]
+        self.keyword_names = [{index[normalize(k)]: k.lstrip(WEAK) for k in reversed(ks)} for ks in keywords]
         # Reasons list phrases before single words, each in config order.
         self.keyword_rank = [
-            {
-                index[normalize(k)]: (is_weak(k), " " not in normalize(k), r)
-                for r, k in reversed(list(enumerate(t.keywords)))
-            }
-            for t in self.themes
+            {index[normalize(k)]: (is_weak(k), " " not in normalize(k), r) for r, k in reversed(list(enumerate(ks)))}
+            for ks in keywords
         ]
 
     @staticmethod

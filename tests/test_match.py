@@ -233,6 +233,15 @@ def test_bad_matching_config_is_a_clear_config_error(themes, section, fragment):
         thresholds_from_config(themes, section)
 
 
+def test_keywords_that_normalise_to_nothing_are_ignored():
+    theme = Theme(
+        name="x", label="X", description="Reward models", keywords=("\u5f3a\u5316\u5b66\u4e60", "reward model", "~!!")
+    )
+    paper = Paper(title="A reward model", abstract="We train a reward model for large language models.")
+    score = Matcher.build((theme,), []).score([paper])[0][0]
+    assert score.matched and score.terms[0] == "reward model"
+
+
 def test_user_theme_with_keywords_only_and_no_seeds_still_scores():
     theme = Theme(
         name="agents", label="Agents", description="Tool-using LLM agents", keywords=("tool use", "web agents")
