@@ -30,6 +30,21 @@ from .posting import Poster, get_poster
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60
+BATCH_DELAY = 1.0
+"""Seconds a digest job waits for others firing at the same moment to join its batch."""
+
+
+def due_now(core: Any, keys: list[str], now: datetime) -> list[tuple[str, datetime]]:
+    """Return (key, latest scheduled run) for the given channels (the digest jobs that just fired)."""
+    from digests.channels import get_channel
+    from digests.schedule import previous_digest_run
+
+    runs = []
+    for key in keys:
+        channel = get_channel(core, key)
+        if channel is not None and not channel.paused:
+            runs.append((key, previous_digest_run(channel, now)))
+    return runs
 
 
 @dataclass
@@ -76,6 +91,7 @@ class Runner:
     fetch: Callable[[Any, datetime], Any] = _fetch_now
     deliverer: Deliverer | None = None
     say: Callable[[str], None] = print
+    batch_delay: float = BATCH_DELAY
 
     def __post_init__(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -83,6 +99,9 @@ class Runner:
         self.arxiv_lane = CatalogLane(self.core, name="arxiv-lane")
         self.calendar = load_calendar(self.core.settings.section("schedule"))
         self.tasks: list[asyncio.Task[Any]] = []
+        self._batch: set[str] = set()
+        self._flush: asyncio.Task[dict[str, DeliveryResult]] | None = None
+        self._flush_started = False
         self.stopped = asyncio.Event()
 
     def poster(self, platform: str) -> Poster:
@@ -103,15 +122,29 @@ class Runner:
             log.exception("arXiv fetch job failed")
 
     async def run_digest(self, channel_key: str) -> DeliveryResult | None:
-        """A channel's digest job."""
+        """A channel's digest job. Jobs firing together (many channels share Monday 09:00) join one
+        batch, so their digests are built with shared lookups and delivered by one fan-out."""
+        self._batch.add(channel_key)
+        if self._flush is None or self._flush.done() or self._flush_started:
+            self._flush_started = False
+            self._flush = asyncio.create_task(self._flush_batch())
+        results = await asyncio.shield(self._flush)
+        return results.get(channel_key)
+
+    async def _flush_batch(self) -> dict[str, DeliveryResult]:
         assert self.deliverer is not None
+        await asyncio.sleep(self.batch_delay)
+        self._flush_started = True
+        keys, self._batch = sorted(self._batch), set()
         try:
-            result = await self.deliverer.deliver_due(channel_key)
-            log.info("digest %s: %s %s", channel_key, result.outcome, result.detail or "")
-            return result
+            runs = await on_catalog(self.core, due_now, keys, self.core.clock())
+            results = {r.channel: r for r in await self.deliverer.deliver_many(runs)}
         except Exception:  # per-job boundary; the ledger keeps any open intent for the sweep
-            log.exception("digest job for %s failed", channel_key)
-            return None
+            log.exception("digest jobs for %d channel(s) failed", len(keys))
+            return {}
+        for result in results.values():
+            log.info("digest %s: %s %s", result.channel, result.outcome, result.detail or "")
+        return results
 
     async def sweep(self) -> None:
         """Retry open deliveries whose time has come and pick up channel changes made elsewhere."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -86,7 +87,7 @@ def test_run_once_delivers_due_digest_then_nothing(console_channel):
     assert "Nothing was due." in second.output
 
 
-async def test_runner_registers_jobs_and_stops_cleanly(fresh_core, fixed_now):
+async def test_runner_registers_jobs_and_stops_cleanly(fresh_core, fixed_now, capsys):
     add_channel(fresh_core, "console:a")
     add_channel(fresh_core, "slack:T1:C1", weekday=3, tz="Europe/Berlin")
     fetched = []
@@ -94,15 +95,20 @@ async def test_runner_registers_jobs_and_stops_cleanly(fresh_core, fixed_now):
     def fake_fetch(core, now):
         fetched.append(now)
 
-    runner = Runner(fresh_core, Platforms(), fetch=fake_fetch, say=lambda text: None)
+    runner = Runner(fresh_core, Platforms(), fetch=fake_fetch, say=lambda text: None, batch_delay=0)
     await runner.start(fetch_if_due=False)
     try:
         ids = sorted(job.id for job in runner.scheduler.get_jobs())
         assert ids == ["digest:console:a", "digest:slack:T1:C1", "fetch", "sweep"]
         await runner.run_fetch()
         assert fetched == [fixed_now]
-        result = await runner.run_digest("slack:T1:C1")
-        assert result.outcome == "unavailable" and "SLACK_BOT_TOKEN" in result.detail
+        catch_up = next(t for t in runner.tasks if t.get_name() == "catch-up")
+        assert {r.channel: r.outcome for r in await catch_up}["console:a"] == "posted"
+        # two jobs firing together share one batch; the digest caught up at start is not sent again
+        slack, console = await asyncio.gather(runner.run_digest("slack:T1:C1"), runner.run_digest("console:a"))
+        assert slack.outcome == "unavailable" and "SLACK_BOT_TOKEN" in slack.detail
+        assert console.outcome == "already"
+        assert capsys.readouterr().out.count("--- console:a") == 1
     finally:
         await runner.stop()
     assert not runner.scheduler.running
