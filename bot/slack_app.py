@@ -12,15 +12,12 @@ calls `ack()` before touching the catalog or arXiv.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import html
 import json
 import logging
 import re
-import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from slack_bolt.async_app import AsyncApp
@@ -60,63 +57,33 @@ MSG_BROKEN = (
 # --------------------------------------------------------------------------- lanes
 
 
-class CoreLanes:
-    """Two single-thread executors that run core work off the event loop.
+def lane(core: "Core", name: str) -> Any:
+    """Return the process-wide lane `name` (`catalog` or `arxiv`): a single-thread executor with its own Core.
 
-    `catalog` serialises SQLite work; `arxiv` runs anything that may talk to arXiv (one request at a time, as
-    arXiv asks). Each lane thread opens its own connection to the same SQLite file (WAL mode), because a
-    sqlite3 connection may only be used on the thread that created it. Get the shared instance with
-    `lanes_for(core)` so every front end in the process uses the same two lanes.
+    The catalog lane is the ledger's (bot.deliver.catalog_lane), so SQLite writes stay serialised across
+    Slack, Discord and the scheduler. The arXiv lane lives in `core.cache["arxiv_lane"]`, so a slow arXiv
+    lookup never holds up catalog answers.
     """
+    from bot.deliver import CatalogLane, catalog_lane
 
-    def __init__(self, core: "Core") -> None:
-        self.core = core
-        self.path = _db_file(core)
-        self._executors = {
-            CATALOG_LANE: ThreadPoolExecutor(1, thread_name_prefix="catalog-lane"),
-            ARXIV_LANE: ThreadPoolExecutor(1, thread_name_prefix="arxiv-lane"),
-        }
-        self._local = threading.local()
-
-    def _lane_core(self) -> "Core":
-        core = getattr(self._local, "core", None)
-        if core is None:
-            from digests.store import open_db
-
-            core = dataclasses.replace(self.core, db=open_db(self.path))
-            self._local.core = core
-        return core
-
-    async def run(self, lane: str, func: Callable[..., T], *args: Any) -> T:
-        """Run `func(core, *args)` on `lane` with that lane's own Core; await the result."""
-        if self.path is None:
-            # An in-memory catalog can't be shared across threads: tests only, run inline.
-            return func(self.core, *args)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executors[lane], lambda: func(self._lane_core(), *args))
-
-    def shutdown(self) -> None:
-        """Stop both lanes after the work already queued."""
-        for executor in self._executors.values():
-            executor.shutdown(wait=False, cancel_futures=True)
+    if name == CATALOG_LANE:
+        return catalog_lane(core)
+    found = core.cache.get("arxiv_lane")
+    if not isinstance(found, CatalogLane):
+        found = core.cache["arxiv_lane"] = CatalogLane(core, name="arxiv-lane")
+    return found
 
 
-def _db_file(core: "Core") -> str | None:
-    try:
-        rows = core.db.execute("PRAGMA database_list").fetchall()
-        path = next((r[2] for r in rows if r[1] == "main"), "")
-    except Exception:  # created on another thread: fall back to the configured location
-        path = str(core.settings.db_path)
-    return path or None
+async def on_lane(core: "Core", name: str, func: Callable[..., T], *args: Any) -> T:
+    """Run `func(core, *args)` on lane `name` and await the result; the event loop stays free."""
+    result: T = await lane(core, name).run(func, *args)
+    return result
 
 
-def lanes_for(core: "Core") -> CoreLanes:
-    """Return the process-wide lanes for `core`, creating them on first use."""
-    lanes = core.cache.get("bot.lanes")
-    if not isinstance(lanes, CoreLanes):
-        lanes = CoreLanes(core)
-        core.cache["bot.lanes"] = lanes
-    return lanes
+def close_lanes(core: "Core") -> None:
+    """Stop both lanes after the work in hand (the runner does this on shutdown)."""
+    for name in (CATALOG_LANE, ARXIV_LANE):
+        lane(core, name).close()
 
 
 # --------------------------------------------------------------------------- translation in
@@ -229,7 +196,7 @@ def _record_failure(core: "Core", key: str, user: str, command: str) -> None:
 
 
 async def handle_slash_command(
-    lanes: CoreLanes, body: dict[str, Any], context: Any, ack: Callable[..., Awaitable[Any]], respond: Any,
+    core: "Core", body: dict[str, Any], context: Any, ack: Callable[..., Awaitable[Any]], respond: Any,
     client: AsyncWebClient,
 ) -> None:
     """Ack at once, run the command on its lane, answer ephemerally; never raises to bolt."""
@@ -244,14 +211,14 @@ async def handle_slash_command(
     command, user, text = command_name(body) or "", body["user_id"], str(body.get("text") or "")
     key = channel_key(body["team_id"], body["channel_id"])
     try:
-        lane = await lanes.run(CATALOG_LANE, lane_for, command, text)
-        message = await lanes.run(lane, run_command, command, key, user, text)
+        name = await on_lane(core, CATALOG_LANE, lane_for, command, text)
+        message = await on_lane(core, name, run_command, command, key, user, text)
     except DigestBotError as exc:
         message = error_message(str(exc))
     except Exception:
         # Outermost per-interaction boundary: log with context, record it, tell the user.
         log.exception("/%s failed in %s for %s", command, key, user)
-        await lanes.run(CATALOG_LANE, _record_failure, key, user, command)
+        await on_lane(core, CATALOG_LANE, _record_failure, key, user, command)
         message = error_message(MSG_INTERNAL)
     await answer(respond, client, body, message)
 
@@ -328,10 +295,8 @@ def build_slack_app(core: "Core", settings: "Settings | None" = None, client: As
     )
     app.use(_replay_middleware(ReplayGuard()))
     app.use(_explain_commandless)
-    lanes = lanes_for(core)
-
     async def on_command(body: dict[str, Any], context: Any, ack: Any, respond: Any, client: AsyncWebClient) -> None:
-        await handle_slash_command(lanes, body, context, ack, respond, client)
+        await handle_slash_command(core, body, context, ack, respond, client)
 
     app.command(re.compile(r"^/.+"))(on_command)
     return app

@@ -20,7 +20,8 @@ from bot.slack_app import (
     MSG_UNKNOWN_TEAM,
     ReplayGuard,
     build_slack_app,
-    lanes_for,
+    close_lanes,
+    on_lane,
     run_slack,
 )
 from digests.errors import ConfigError
@@ -33,6 +34,7 @@ from tests.slack_fakes import (
     realdata,
     serve_app,
     sign_headers,
+    SlowArxiv,
     slash_body,
 )
 
@@ -70,7 +72,7 @@ def slack_core(fresh_core, slack_api):
     )
     core = dataclasses.replace(fresh_core, settings=settings)
     yield core
-    lanes_for(core).shutdown()
+    close_lanes(core)
 
 
 @pytest.fixture
@@ -174,8 +176,7 @@ async def test_paper_acks_empty_then_answers_ephemerally(app_server, slack_api):
 async def test_ack_returns_while_the_catalog_lane_is_busy(app_server, slack_core, slack_api):
     """The HTTP response (the ack) comes back before the backend has done anything."""
     busy, release = threading.Event(), threading.Event()
-    lanes = lanes_for(slack_core)
-    blocker = asyncio.ensure_future(lanes.run("catalog", lambda core: (busy.set(), release.wait(30))))
+    blocker = asyncio.ensure_future(on_lane(slack_core, "catalog", lambda core: (busy.set(), release.wait(30))))
     await asyncio.get_running_loop().run_in_executor(None, busy.wait, 30)
     status, text = await send(app_server.url, slash_body("/digest", "topics", slack_api.response_url()))
     assert status == 200 and text == "" and slack_api.of("response") == []
@@ -298,3 +299,34 @@ async def test_run_slack_http_mode_serves_and_never_logs_tokens(slack_core, slac
             await task
     for secret in (TEST_BOT_TOKEN, TEST_SIGNING_SECRET):
         assert secret not in caplog.text
+
+
+async def test_arxiv_lookup_runs_on_its_own_lane(slack_core, slack_api):
+    """/paper <unknown arXiv id> waits on arXiv in the arXiv lane; catalog answers go on meanwhile."""
+    arxiv = SlowArxiv()
+    core = _with(slack_core, arxiv_api_url=arxiv.url)
+    server = await serve_app(build_slack_app(core).web_app())
+    try:
+        status, text = await send(server.url, slash_body("/paper", "1706.03762", slack_api.response_url("lookup")))
+        assert (status, text) == (200, "")
+        await asyncio.get_running_loop().run_in_executor(None, arxiv.arrived.wait, 30)
+        status, _ = await send(server.url, slash_body("/digest", "topics", slack_api.response_url("topics")))
+        await slack_api.wait_for(lambda f: len(f.of("response")) == 1)
+        [first] = responses(slack_api)
+        assert "1706.03762" not in first["text"]  # the topics answer overtook the held arXiv lookup
+        arxiv.release()
+        await slack_api.wait_for(lambda f: len(f.of("response")) == 2)
+        lookup = responses(slack_api)[1]
+        assert "1706.03762" in lookup["text"] and "Attention" in json.dumps(lookup)
+        assert arxiv.requests == 1
+    finally:
+        arxiv.close()
+        await server.stop()
+
+
+async def test_subscription_change_follows_the_reply_visibility(app_server, slack_core, slack_api):
+    theme = slack_core.theme_names[0]
+    await send(app_server.url, slash_body("/digest", f"subscribe {theme}", slack_api.response_url()))
+    await slack_api.wait_for(lambda f: len(f.of("response")) == 1)
+    [reply] = responses(slack_api)
+    assert reply["response_type"] == "in_channel" and theme in reply["text"]
