@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def _db_file(core: Any) -> str | None:
     try:
         rows = core.db.execute("PRAGMA database_list").fetchall()
         return next((r[2] for r in rows if r[1] == "main" and r[2]), None)
-    except Exception:  # the connection belongs to another thread: use the configured file
+    except sqlite3.ProgrammingError:  # the connection belongs to another thread: use the configured file
         return str(core.settings.db_path)
 
 
