@@ -81,3 +81,23 @@ async def test_not_in_channel_marks_the_channel_broken(core, slack_api):
     assert [r.outcome for r in results] == ["broken"]
     assert get_channel(core, KEY).broken_reason == "not_in_channel"
     assert await Deliverer(core, build=builder()).catch_up() == []
+
+
+async def test_run_with_a_refused_slack_token_stops_with_the_variable_named(slack_api, monkeypatch, fixed_now):
+    from bot.runner import Platforms, Runner
+    from digests.errors import ConfigError
+    from digests.service import open_core
+    from digests.settings import load_settings
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-refused-0000-token")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    monkeypatch.setenv("DIGESTBOT_SLACK_API_URL", slack_api.api_url)
+    core = open_core(load_settings(), clock=lambda: fixed_now, sync=False)
+    runner = Runner(core, Platforms.from_settings(core.settings), say=lambda text: None)
+    assert runner.platforms == Platforms(slack=True, discord=False)
+    await runner.start(fetch_if_due=False)
+    try:
+        with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+            await runner.wait()
+    finally:
+        await runner.stop()
