@@ -139,8 +139,16 @@ def run_command(core: "Core", command: str, key: str, user: str, text: str) -> d
     message = dict(render_slack_reply(run_text(core, inv, command, text)))
     channel = get_channel(core, key)
     if channel is not None and channel.broken_reason:
-        message = with_notice(message, MSG_BROKEN.format(reason=escape_mrkdwn(channel.broken_reason)))
+        message = with_notice(message, MSG_BROKEN.format(reason=escape_mrkdwn(broken_text(channel.broken_reason))))
     return message
+
+
+def broken_text(reason: str) -> str:
+    """Return a broken reason in words: the ledger stores Slack's error code (`not_in_channel`)."""
+    from bot.slack_poster import PERMANENT_ERRORS
+
+    code = reason.split(":", 1)[0].strip()
+    return f"{PERMANENT_ERRORS[code]} ({code})" if code in PERMANENT_ERRORS and code == reason.strip() else reason
 
 
 def with_notice(message: dict[str, Any], notice: str) -> dict[str, Any]:
