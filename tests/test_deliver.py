@@ -232,3 +232,21 @@ async def test_sweep_during_a_429_wait_does_not_post_twice(core):
     release.set()
     assert (await first).outcome == "posted"
     assert poster.posted_ids() == [f"{A}|2026-W48"]
+
+
+@pytest.fixture
+def registered_recording_poster():
+    """Register a RecordingPoster for slack and discord in the registry the real posters use (T11)."""
+    poster = RecordingPoster()
+    previous = {p: register_poster(p, lambda core: poster) for p in ("slack", "discord")}
+    yield poster
+    for platform, factory in previous.items():
+        register_poster(platform, factory)
+
+
+async def test_registry_poster_gets_due_digests_once(core, sleep, registered_recording_poster):
+    results = await Deliverer(core, build=builder(), sleep=sleep).catch_up()
+    assert sorted(r.outcome for r in results) == ["posted"] * 3
+    assert len(registered_recording_poster.posts) == 3
+    assert await Deliverer(core, build=builder(), sleep=sleep).catch_up() == []
+    assert len(registered_recording_poster.posts) == 3
