@@ -99,6 +99,14 @@ def catalog_lane(core: Any) -> CatalogLane:
     return lane
 
 
+def arxiv_lane(core: Any) -> CatalogLane:
+    """Return the process-wide arXiv lane (`core.cache["arxiv_lane"]`): arXiv asks for one connection at a time."""
+    lane = core.cache.get("arxiv_lane")
+    if not isinstance(lane, CatalogLane):
+        lane = core.cache["arxiv_lane"] = CatalogLane(core, name="arxiv-lane")
+    return lane
+
+
 async def on_catalog(core: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run `fn(core, *args, **kwargs)` on the core's catalog lane."""
     return await catalog_lane(core).run(fn, *args, **kwargs)

@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from digests.errors import ConfigError
 from digests.schedule import Calendar, load_calendar, previous_fetch_run, register_jobs
 
-from .deliver import CatalogLane, Deliverer, DeliveryResult, catalog_lane, on_catalog
+from .deliver import Deliverer, DeliveryResult, arxiv_lane, catalog_lane, on_catalog
 from .posting import Poster, get_poster
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Runner:
     def __post_init__(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.deliverer = self.deliverer or Deliverer(self.core, posters=self.poster)
-        self.arxiv_lane = CatalogLane(self.core, name="arxiv-lane")
+        self.arxiv_lane = arxiv_lane(self.core)
         self.calendar = load_calendar(self.core.settings.section("schedule"))
         self.tasks: list[asyncio.Task[Any]] = []
         self._batch: set[str] = set()
