@@ -1,20 +1,22 @@
 """Score papers against themes with no LLM and no model download.
 
-Each (paper, theme) pair gets six features, all computed over title + abstract:
+Each (paper, theme) pair gets eight features (FEATURES), computed over title + abstract:
 
-- keyword evidence: how many of the theme's keyword phrases occur (log1p of the count), and how many occur
-  in the title;
+- keyword evidence: how many of the theme's keywords occur, split into strong phrases and weak words
+  (marked "~" in config: generic words that only support other evidence), both discounted for abstracts
+  longer than the ones the coefficients were fitted on, plus how many occur in the title;
 - similarity: TF-IDF cosine to the theme's profile (centroid of its description, keywords and exemplar seed
   papers) and to its nearest exemplar seed paper;
 - context: whether the paper is about language models / AI systems at all (alignment words are treacherous:
   "word alignment", "post-training quantization", "reward" in robot control ...);
-- negative evidence: the theme's negative keywords plus the shared list in config/themes.toml.
+- negative evidence: the theme's negative keywords plus the shared list in config/themes.toml;
+- category: whether the paper's primary arXiv category is one of the theme's.
 
-The score is ``sigmoid(w . features + b)`` with ONE set of coefficients shared by every theme (fitted on the
-tune half of tests/fixtures/labelled/, see ``bench/score.py --fit``). So the scale is the same for every
-theme: a score is roughly the probability that the paper belongs to that theme, and the default threshold
-0.5 means the same thing everywhere; a theme's `threshold` (or ``[matching] thresholds``) moves only that
-theme's cut-off.
+Scale: the score is ``sigmoid(COEF . features + INTERCEPT)`` with ONE set of coefficients shared by every
+theme (fitted on the tune half of tests/fixtures/labelled/, see ``bench/score.py --fit``). So a score means
+the same for every theme: roughly the probability that the paper belongs to that theme. The default
+threshold 0.5 is the same everywhere; a theme's `threshold` (or ``[matching] thresholds``) moves only that
+theme's cut-off, and the max over themes is a fair "is this paper on-topic at all" score.
 
 Text is counted without per-token Python: lower-cased bytes go through numpy, words become 64-bit
 polynomial hashes, and phrases are looked up as hashes of consecutive word hashes.
