@@ -2,7 +2,8 @@
 
 A user table whose `name` matches a default overrides only the keys it gives; any other name adds a
 theme. `enabled = false` drops a theme. Every problem is a ConfigError naming the theme, the key and
-the file to fix.
+the file to fix. The themes file's `[shared] negative_keywords` are appended to every theme's own list
+(they name fields that borrow the themes' words). A keyword starting with "~" is weak: see digests/match.py.
 """
 
 from __future__ import annotations
