@@ -79,8 +79,8 @@ def embed_len(embed: dict[str, Any]) -> int:
 
 
 def _paper_embed(paper: Paper, themes: tuple[str, ...], why: tuple[str, ...], prefix: str = "", extra: str = "") -> dict:
-    embed: dict[str, Any] = {"title": prefix + _esc(paper.display_title, DISCORD_EMBED_TITLE_MAX - len(prefix)),
-                             "color": COLOR_PAPER}
+    title = _esc(paper.display_title, DISCORD_EMBED_TITLE_MAX - len(prefix)) or "(untitled)"
+    embed: dict[str, Any] = {"title": prefix + title, "color": COLOR_PAPER}
     if paper.url and _SAFE_URL.match(paper.url):
         embed["url"] = paper.url
     lines = [_esc(part, LINE_MAX) for part in (paper_meta(paper, themes), excerpt(paper.abstract)) if part]
@@ -123,8 +123,8 @@ def _digest_embeds(digest: Digest) -> tuple[list[dict], dict]:
     closing: dict[str, Any] = {"color": COLOR_NOTE,
                                "footer": {"text": fit(clean(digest.coverage.text), DISCORD_FOOTER_TEXT_MAX,
                                                       escape_plain, utf16_len) or "\u200b"}}
-    if digest.empty_note:
-        closing["description"] = _esc(digest.empty_note, DISCORD_EMBED_DESCRIPTION_MAX)
+    if clean(digest.empty_note):
+        closing["description"] = _esc(digest.empty_note or "", DISCORD_EMBED_DESCRIPTION_MAX)
     return body, closing
 
 
@@ -167,7 +167,7 @@ def render_discord(digest: Digest) -> list[dict[str, Any]]:
     """Return message payloads: the main message first (ending with the coverage line), then follow-ups."""
     body, closing = _digest_embeds(digest)
     messages = pack_embeds([], body, [closing])
-    title = f"**{_esc(digest.title, DISCORD_CONTENT_MAX - 4)}**"
+    title = f"**{_esc(digest.title, DISCORD_CONTENT_MAX - 4) or 'Paper digest'}**"
     out = [_message(title, messages[0])]
     out += [_message(f"{title} (continued)" if utf16_len(title) < DISCORD_CONTENT_MAX - 12 else "", m)
             for m in messages[1:]]

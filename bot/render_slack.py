@@ -75,7 +75,8 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def _paper_section(prefix: str, paper: Paper, themes: tuple[str, ...], why: tuple[str, ...], extra: str = "") -> dict:
-    lines = [f"*{prefix}{_link(paper.url, _esc(paper.display_title, TITLE_MAX))}*"]
+    title = _esc(paper.display_title, TITLE_MAX) or "(untitled)"
+    lines = [f"*{prefix}{_link(paper.url, title)}*"]
     for part in (paper_meta(paper, themes), excerpt(paper.abstract), why_line(why), extra):
         if part:
             lines.append(_esc(part, LINE_MAX))
@@ -111,11 +112,10 @@ def block_text_len(block: dict[str, Any]) -> int:
 
 def _digest_blocks(digest: Digest) -> tuple[list[dict], list[dict], dict]:
     """Return (head blocks, body blocks, coverage block) for a digest."""
-    head: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": fit(clean(digest.title), SLACK_HEADER_TEXT_MAX, measure=utf16_len)}}
-    ]
-    if digest.empty_note:
-        head.append(_section(_esc(digest.empty_note, LINE_MAX)))
+    title = fit(clean(digest.title) or "Paper digest", SLACK_HEADER_TEXT_MAX, measure=utf16_len)
+    head: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
+    if clean(digest.empty_note):
+        head.append(_section(_esc(digest.empty_note or "", LINE_MAX)))
     body = [_paper_section(f"{n}. ", i.paper, i.themes, i.why) for n, i in enumerate(digest.items, 1)]
     if digest.updated:
         lines = ["*Updated*"]
@@ -126,7 +126,8 @@ def _digest_blocks(digest: Digest) -> tuple[list[dict], list[dict], dict]:
     if digest.classic is not None:
         c = digest.classic
         body.append(_paper_section("Classic: ", c.paper, c.paper.themes, (), since_then_line(c.since_then)))
-    coverage = _context(_esc(digest.coverage.text, SLACK_CONTEXT_TEXT_MAX))
+    # Slack rejects empty text objects, so a digest without a coverage text still says so.
+    coverage = _context(_esc(digest.coverage.text or "Coverage unknown.", SLACK_CONTEXT_TEXT_MAX))
     return head, body, coverage
 
 

@@ -139,3 +139,12 @@ def test_reply_with_cards_suggestions_and_preview():
 def test_empty_reply_text_is_allowed_with_embeds():
     message = render_discord_reply(Reply("", cards=(PaperCard(make_paper()),)))
     assert message["content"] == "" and len(message["embeds"]) == 1
+
+
+def test_blank_fields_never_give_empty_titles():
+    paper = make_paper(title=" \n ", abstract="", authors=())
+    digest = replace(make_digest(title=" ", empty_note="\t"), items=(DigestItem(paper, (), 0.0),))
+    [main] = render_discord(digest)
+    assert main["content"] == "**Paper digest**"
+    assert all(e.get("title", "x").strip() for e in main["embeds"])
+    assert "description" not in main["embeds"][-1]

@@ -145,3 +145,11 @@ def test_reply_with_huge_preview_stays_within_one_message():
     digest = replace(digest, items=items)
     payload = render_slack_reply(Reply("Preview:\n" + "line\n" * 5000, digest=digest))
     assert_within_limits(payload)
+
+
+def test_blank_fields_never_give_empty_text_objects():
+    paper = make_paper(title=" \n ", abstract="", authors=())
+    digest = replace(make_digest(title=" ", empty_note="\t", coverage=replace(make_digest().coverage, text="")),
+                     items=(DigestItem(paper, (), 0.0),))
+    for payload in render_slack(digest):
+        assert all(text.strip() for text in all_texts(payload))
