@@ -359,3 +359,16 @@ def test_workspace_prefix():
     assert workspace_prefix("slack:T1:C1") == "slack:T1:"
     assert workspace_prefix("discord:1:2") == "discord:1:"
     assert workspace_prefix("console:local") == "console:"
+
+
+def test_status_names_a_broken_channel(fresh_core, slack):
+    digest(fresh_core, slack, "subscribe rlhf")
+    channels.mark_broken(fresh_core, SLACK, "the bot was removed from the channel (not_in_channel)")
+    text = digest(fresh_core, slack, "status").text
+    assert "Delivery is stopped: the bot was removed from the channel (not_in_channel)." in text
+
+
+def test_console_operator_may_always_change(fresh_core, fixed_now):
+    fresh_core.settings = replace(fresh_core.settings, admins=("UADMIN",))
+    inv = Invocation("console", "console:local", "console", now=fixed_now)
+    assert digest(fresh_core, inv, "subscribe rlhf").ok
