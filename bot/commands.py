@@ -749,7 +749,7 @@ def _complete_tz(partial: str) -> list[tuple[str, str]]:
 
 def commands_markdown() -> str:
     """Return the README "Commands" table generated from `COMMANDS`."""
-    rows = ["| Command | What it does | Example |", "|---|---|---|"]
+    rows = ["| Command | What it does | Example | Changes the channel |", "|---|---|---|---|"]
     for c in COMMANDS:
-        rows.append(f"| `{c.usage}` | {c.help} | `{c.example}` |")
+        rows.append(f"| `{c.usage}` | {c.help} | `{c.example}` | {'yes' if c.changes_subscription else ''} |")
     return "\n".join(rows)
