@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "unsubscribe": "bot.cli_digest:unsubscribe",
     "channels": "bot.cli_digest:channels",
     "digest": "bot.cli_digest:digest_group",
-    "status": "bot.cli_digest:status",
+    "status": "bot.cli_run:status",
     "run": "bot.cli_run:run",
     "console": "bot.cli_console:console",
     "discord": "bot.cli_discord:discord_group",

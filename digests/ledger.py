@@ -176,7 +176,10 @@ def _set_sent(core: Core, digest: Digest, now: datetime) -> None:
     )
     if digest.classic is not None and digest.classic.paper.id is not None:
         core.db.execute(
-            "INSERT OR IGNORE INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)",
+            # A full rotation brings classics back: the latest showing must win, or the least recently
+            # shown classic would stay the same one every week.
+            "INSERT INTO classics_shown (channel, paper_id, digest_id, shown_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel, paper_id) DO UPDATE SET digest_id = excluded.digest_id, shown_at = excluded.shown_at",
             [digest.channel, digest.classic.paper.id, digest.id, at],
         )
     core.db.execute("UPDATE deliveries SET status = 'done' WHERE digest_id = ? AND status = 'posted'", [digest.id])

@@ -65,6 +65,18 @@ def test_record_sent_writes_papers_and_classic(core, fixed_now):
     assert [r["paper_id"] for r in core.db["classics_shown"].rows] == [7]
 
 
+def test_a_classic_shown_again_after_a_full_rotation_gets_its_new_date(core, fixed_now):
+    first, again = make_digest(KEY, classic_id=7), make_digest(KEY, week="2026-W52", classic_id=7)
+    later = fixed_now + timedelta(weeks=4)
+    for digest, when in ((first, fixed_now), (again, later)):
+        ledger.record_intent(core, digest, when)
+        ledger.record_ref(core, digest.id, f"ts-{digest.week}", when)
+        ledger.record_sent(core, digest.id, when)
+    rows = list(core.db["classics_shown"].rows)
+    assert [(r["paper_id"], r["digest_id"]) for r in rows] == [(7, again.id)]
+    assert rows[0]["shown_at"].startswith(later.date().isoformat())
+
+
 def _assert_delivered_once(core, poster):
     assert poster.posted_ids() == [DIGEST_ID]
     row = ledger.get_delivery(core, DIGEST_ID)
