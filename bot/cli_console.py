@@ -11,8 +11,13 @@ from .cli_common import friendly_errors, get_core
 
 @click.command()
 @click.argument("lines", nargs=-1)
-@click.option("--channel", "-c", default="console:local", show_default=True,
-              help="Console channel to act for: a name or a full console:<name> key.")
+@click.option(
+    "--channel",
+    "-c",
+    default="console:local",
+    show_default=True,
+    help="Console channel to act for: a name or a full console:<name> key.",
+)
 @click.option("--user", default="console", show_default=True, help="User id the commands run as.")
 @friendly_errors
 def console(lines: tuple[str, ...], channel: str, user: str) -> None:

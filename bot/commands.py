@@ -12,9 +12,10 @@ import difflib
 import functools
 import logging
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.replies import PaperCard, Reply
@@ -63,7 +64,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "paper",
         None,
-        (Option("query", "query", True, "Title words, an author, an arXiv id or an arXiv link."),),
+        (
+            Option(
+                "query",
+                "query",
+                True,
+                "Title words, an author, an arXiv id or an arXiv link.",
+            ),
+        ),
         "Look up a paper: you get up to three matches with authors, themes, a short excerpt and where "
         "this workspace already saw it. An arXiv id that isn't in the catalog yet is looked up on arXiv.",
         "/paper constitutional ai",
@@ -71,7 +79,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "digest",
         "subscribe",
-        (Option("theme", "theme", True, "One or more theme names, separated by spaces (see /digest topics)."),),
+        (
+            Option(
+                "theme",
+                "theme",
+                True,
+                "One or more theme names, separated by spaces (see /digest topics).",
+            ),
+        ),
         "Subscribe this channel to one or more themes; its weekly digest then includes their new papers.",
         "/digest subscribe rlhf oversight",
         changes_subscription=True,
@@ -79,9 +94,15 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "digest",
         "unsubscribe",
-        (Option("theme", "theme", False, "The theme to drop; leave it out to drop them all."),),
-        "Drop a theme from this channel, or all of them; a channel with no themes left is paused, "
-        "nothing is deleted.",
+        (
+            Option(
+                "theme",
+                "theme",
+                False,
+                "The theme to drop; leave it out to drop them all.",
+            ),
+        ),
+        "Drop a theme from this channel, or all of them; a channel with no themes left is paused, nothing is deleted.",
         "/digest unsubscribe oversight",
         changes_subscription=True,
     ),
@@ -96,9 +117,19 @@ COMMANDS: tuple[Command, ...] = (
         "digest",
         "schedule",
         (
-            Option("day", "day", True, "Day of the week: mon, tue, wed, thu, fri, sat or sun."),
+            Option(
+                "day",
+                "day",
+                True,
+                "Day of the week: mon, tue, wed, thu, fri, sat or sun.",
+            ),
             Option("time", "time", True, "Local time as HH:MM, 24-hour (08:30, 17:00)."),
-            Option("tz", "tz", False, "IANA time zone such as Europe/Berlin; leave it out to keep the current one."),
+            Option(
+                "tz",
+                "tz",
+                False,
+                "IANA time zone such as Europe/Berlin; leave it out to keep the current one.",
+            ),
         ),
         "Choose when this channel's weekly digest arrives: a weekday, a local time and a time zone.",
         "/digest schedule fri 08:30 Europe/Berlin",
@@ -177,26 +208,30 @@ def digest_subcommands() -> tuple[str, ...]:
     return tuple(c.sub for c in COMMANDS if c.name == "digest" and c.sub)
 
 
-def run_text(core: "Core", inv: Invocation, command: str, text: str) -> Reply:
+def run_text(core: Core, inv: Invocation, command: str, text: str) -> Reply:
     """Run `/paper <text>` or `/digest <text>` from free text (Slack, console); never raises."""
     words = clean_text(text, inv.platform).split()
     sub = words[0].lower() if command == "digest" and words else None
     return _guarded(core, inv, command, sub, lambda: _dispatch_text(core, inv, command, text))
 
 
-def run_sub(core: "Core", inv: Invocation, command: str, sub: str | None, args: Mapping[str, Any]) -> Reply:
+def run_sub(core: Core, inv: Invocation, command: str, sub: str | None, args: Mapping[str, Any]) -> Reply:
     """Run a command from typed options (Discord): `args` maps option names to values; never raises."""
     return _guarded(core, inv, command, sub, lambda: _dispatch(core, inv, command, sub, dict(args)))
 
 
-def _guarded(core: "Core", inv: Invocation, command: str, sub: str | None, run: Callable[[], Reply]) -> Reply:
+def _guarded(core: Core, inv: Invocation, command: str, sub: str | None, run: Callable[[], Reply]) -> Reply:
     """Run one command at the interaction boundary: core errors become a one-line refusal, never a traceback."""
     from digests.errors import DigestBotError
 
     try:
         reply = run()
     except DigestBotError as exc:
-        reply = Reply(_one_line(str(exc)), ok=False, suggestions=tuple(getattr(exc, "suggestions", ()) or ()))
+        reply = Reply(
+            _one_line(str(exc)),
+            ok=False,
+            suggestions=tuple(getattr(exc, "suggestions", ()) or ()),
+        )
     except Exception:
         # Outermost per-interaction boundary (STYLE 4.6): log with context, record it, answer one line.
         log.exception("/%s %s failed in %s for %s", command, sub or "", inv.channel, inv.user)
@@ -205,15 +240,21 @@ def _guarded(core: "Core", inv: Invocation, command: str, sub: str | None, run: 
     return reply
 
 
-def _record_command(core: "Core", inv: Invocation, command: str, sub: str | None, ok: bool) -> None:
+def _record_command(core: Core, inv: Invocation, command: str, sub: str | None, ok: bool) -> None:
     import sqlite3
 
     from digests.store import utcnow_iso
 
     name = f"/{command} {sub}" if sub in digest_subcommands() else f"/{command}"
     try:
-        core.db["command_log"].insert(
-            {"channel": inv.channel, "user_id": inv.user, "command": name, "ok": int(ok), "at": utcnow_iso(_now(core, inv))}
+        core.db.table("command_log").insert(
+            {
+                "channel": inv.channel,
+                "user_id": inv.user,
+                "command": name,
+                "ok": int(ok),
+                "at": utcnow_iso(_now(core, inv)),
+            }
         )
     except sqlite3.Error as exc:
         log.warning("could not record %s in the command log: %s", name, exc)
@@ -224,7 +265,7 @@ def _one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "\u2026"
 
 
-def _now(core: "Core", inv: Invocation) -> datetime:
+def _now(core: Core, inv: Invocation) -> datetime:
     return inv.now or core.clock()
 
 
@@ -246,7 +287,7 @@ def clean_text(text: str | None, platform: str = "console") -> str:
     return " ".join(text.split())
 
 
-def _dispatch_text(core: "Core", inv: Invocation, command: str, text: str) -> Reply:
+def _dispatch_text(core: Core, inv: Invocation, command: str, text: str) -> Reply:
     text = clean_text(text, inv.platform)
     if command == "paper":
         return _dispatch(core, inv, "paper", None, {"query": text})
@@ -267,7 +308,7 @@ def _dispatch_text(core: "Core", inv: Invocation, command: str, text: str) -> Re
     return _dispatch(core, inv, "digest", sub, dict(zip((o.name for o in cmd.options), rest)))
 
 
-def _dispatch(core: "Core", inv: Invocation, command: str, sub: str | None, args: dict[str, Any]) -> Reply:
+def _dispatch(core: Core, inv: Invocation, command: str, sub: str | None, args: dict[str, Any]) -> Reply:
     if command not in ("paper", "digest"):
         return _unknown_command(command)
     if command == "digest" and not sub:
@@ -278,7 +319,10 @@ def _dispatch(core: "Core", inv: Invocation, command: str, sub: str | None, args
     values = {k: " ".join(str(v).split()) for k, v in args.items() if v is not None and str(v).strip()}
     missing = [o.name for o in cmd.options if o.required and o.name not in values]
     if missing:
-        return Reply(f"{cmd.usage} needs {' and '.join(missing)}; for example: {cmd.example}", ok=False)
+        return Reply(
+            f"{cmd.usage} needs {' and '.join(missing)}; for example: {cmd.example}",
+            ok=False,
+        )
     if cmd.changes_subscription:
         refusal = permission_refusal(core, inv)
         if refusal:
@@ -287,7 +331,10 @@ def _dispatch(core: "Core", inv: Invocation, command: str, sub: str | None, args
 
 
 def _unknown_command(command: str) -> Reply:
-    return Reply(f"There is no /{_one_line(command, 40)} command; try /paper or /digest help.", ok=False)
+    return Reply(
+        f"There is no /{_one_line(command, 40)} command; try /paper or /digest help.",
+        ok=False,
+    )
 
 
 def _unknown_sub(sub: str) -> Reply:
@@ -306,7 +353,7 @@ DISCORD_REFUSAL = "Only members who can manage this channel (Manage Channels) ca
 ADMINS_REFUSAL = "Only the digest admins set in the bot's config can change this channel's digest; ask one of them."
 
 
-def permission_refusal(core: "Core", inv: Invocation) -> str | None:
+def permission_refusal(core: Core, inv: Invocation) -> str | None:
     """Return why `inv.user` may not change this channel's subscription, or None when they may.
 
     Listed admins (`settings.admins`) always may, and so does the local console (its user already
@@ -321,12 +368,15 @@ def permission_refusal(core: "Core", inv: Invocation) -> str | None:
     return ADMINS_REFUSAL if admins else None
 
 
-def _changed(core: "Core", inv: Invocation) -> None:
+def _changed(core: Core, inv: Invocation) -> None:
     """Tell the scheduler and every listener that the channel's setup changed."""
     from digests.schedule import notify_channels_changed
 
     notify_channels_changed(core)
-    for listener in [*SUBSCRIPTION_LISTENERS, *([inv.on_change] if inv.on_change else [])]:
+    for listener in [
+        *SUBSCRIPTION_LISTENERS,
+        *([inv.on_change] if inv.on_change else []),
+    ]:
         listener(inv.channel)
 
 
@@ -336,7 +386,7 @@ MAX_CARDS = 3
 _EMBEDDED_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\w.])")
 
 
-def _paper(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import catalog
 
     query = args["query"]
@@ -356,7 +406,10 @@ def _paper(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
     if not found:
         close = tuple(catalog.suggest_titles(core, query))
         hint = " Closest titles:" if close else " Try fewer or different words, or an arXiv id."
-        return Reply(f"Nothing in the catalog matches \u201c{shown}\u201d.{hint}", suggestions=close)
+        return Reply(
+            f"Nothing in the catalog matches \u201c{shown}\u201d.{hint}",
+            suggestions=close,
+        )
     note = " (I used the start of your long query.)" if len(query) > catalog.MAX_QUERY_CHARS else ""
     cards = tuple(_card(core, inv, p) for p, _ in found)
     return Reply(f"Best matches for \u201c{shown}\u201d:{note}", cards=cards)
@@ -372,7 +425,7 @@ def workspace_prefix(channel_key: str) -> str:
     return ":".join(parts[:-1]) + ":" if len(parts) > 1 else channel_key
 
 
-def _card(core: "Core", inv: Invocation, paper: "Paper", scores: "list[ThemeScore] | None" = None) -> PaperCard:
+def _card(core: Core, inv: Invocation, paper: Paper, scores: list[ThemeScore] | None = None) -> PaperCard:
     from digests import catalog
 
     if scores is None:
@@ -389,35 +442,49 @@ def _card(core: "Core", inv: Invocation, paper: "Paper", scores: "list[ThemeScor
 LOOKUP_TIMEOUT_SECONDS = 10.0
 
 
-def _arxiv_lookup(core: "Core", arxiv_id: str) -> Reply:
+def _arxiv_lookup(core: Core, arxiv_id: str) -> Reply:
     """Look an id up on arXiv itself (it is not in the catalog); say plainly when that can't be done."""
     from digests.errors import ArxivError
 
     try:
         from digests.arxiv_api import ArxivClient
     except ImportError:
-        return Reply(f"arXiv {arxiv_id} is not in the catalog, and arXiv lookups are not available here.", ok=False)
-    client = core.cache.get("arxiv_client")
+        return Reply(
+            f"arXiv {arxiv_id} is not in the catalog, and arXiv lookups are not available here.",
+            ok=False,
+        )
+    client: Any = core.cache.get("arxiv_client")
     owned = client is None
     if owned:
         s = core.settings
         # No retries and a short timeout: someone is waiting for this answer in chat.
-        client = ArxivClient(s.arxiv_api_url, user_agent=s.user_agent, delay_seconds=s.arxiv_delay_seconds,
-                             timeout=LOOKUP_TIMEOUT_SECONDS, retries=0)
+        client = ArxivClient(
+            s.arxiv_api_url,
+            user_agent=s.user_agent,
+            delay_seconds=s.arxiv_delay_seconds,
+            timeout=LOOKUP_TIMEOUT_SECONDS,
+            retries=0,
+        )
     try:
         paper = client.lookup_id(arxiv_id)
     except ArxivError as exc:
-        return Reply(f"arXiv {arxiv_id} is not in the catalog and arXiv could not be reached ({_one_line(str(exc), 160)}); "
-                     "try again in a few minutes.", ok=False)
+        return Reply(
+            f"arXiv {arxiv_id} is not in the catalog and arXiv could not be reached ({_one_line(str(exc), 160)}); "
+            "try again in a few minutes.",
+            ok=False,
+        )
     finally:
         if owned:
             client.close()
     if paper is None:
         return Reply(f"arXiv has no paper {arxiv_id}; check the id.", ok=False)
-    return Reply(f"arXiv {arxiv_id} (from arXiv; not in the catalog yet):", cards=(_card_for_new(core, paper),))
+    return Reply(
+        f"arXiv {arxiv_id} (from arXiv; not in the catalog yet):",
+        cards=(_card_for_new(core, paper),),
+    )
 
 
-def _card_for_new(core: "Core", paper: "Paper") -> PaperCard:
+def _card_for_new(core: Core, paper: Paper) -> PaperCard:
     try:
         from digests.match import get_matcher
     except ImportError:
@@ -431,7 +498,7 @@ def _card_for_new(core: "Core", paper: "Paper") -> PaperCard:
 # -- /digest -----------------------------------------------------------------------------------
 
 
-def _resolve_themes(core: "Core", text: str) -> list[str]:
+def _resolve_themes(core: Core, text: str) -> list[str]:
     """Return the theme slugs named in `text` (slugs or labels, any case, spaces or commas between)."""
     from digests.themes import find_theme
 
@@ -447,12 +514,12 @@ def _resolve_themes(core: "Core", text: str) -> list[str]:
     return names
 
 
-def _labels(core: "Core", names: Sequence[str]) -> str:
+def _labels(core: Core, names: Sequence[str]) -> str:
     by_name = {t.name: t.label for t in core.themes}
     return ", ".join(f"{by_name.get(n, n)} ({n})" for n in names)
 
 
-def _when_text(channel: "Channel", now: datetime) -> str:
+def _when_text(channel: Channel, now: datetime) -> str:
     from digests.schedule import next_digest_run
 
     s = channel.schedule
@@ -461,11 +528,19 @@ def _when_text(channel: "Channel", now: datetime) -> str:
     return f"every {day} at {s.time} ({s.tz}); next one {nxt:%a %d %b %H:%M %Z}"
 
 
-_DAY_WORDS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_WORDS = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
 NOT_SUBSCRIBED = "This channel has no themes yet. Subscribe it first, for example: /digest subscribe rlhf"
 
 
-def _subscribe(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _subscribe(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     names = _resolve_themes(core, args["theme"])
@@ -478,7 +553,7 @@ def _subscribe(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
     )
 
 
-def _unsubscribe(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _unsubscribe(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     current = channels.get_channel(core, inv.channel)
@@ -487,19 +562,28 @@ def _unsubscribe(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
     names = _resolve_themes(core, args["theme"]) if args.get("theme") else [None]
     stray = [n for n in names if n is not None and n not in current.themes]
     if stray:
-        return Reply(f"This channel isn't subscribed to {', '.join(stray)}; it has {', '.join(current.themes)}.",
-                     ok=False, suggestions=current.themes)
+        return Reply(
+            f"This channel isn't subscribed to {', '.join(stray)}; it has {', '.join(current.themes)}.",
+            ok=False,
+            suggestions=current.themes,
+        )
     channel = current
     for name in names:
         channel = channels.unsubscribe(core, inv.channel, name, by=inv.platform)
     _changed(core, inv)
     if channel.paused:
-        return Reply("This channel has no themes left, so its digest is paused. "
-                     "Subscribe again any time with /digest subscribe <theme>.", ephemeral=False)
-    return Reply(f"Done. This channel still gets {_labels(core, channel.themes)}.", ephemeral=False)
+        return Reply(
+            "This channel has no themes left, so its digest is paused. "
+            "Subscribe again any time with /digest subscribe <theme>.",
+            ephemeral=False,
+        )
+    return Reply(
+        f"Done. This channel still gets {_labels(core, channel.themes)}.",
+        ephemeral=False,
+    )
 
 
-def _topics(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _topics(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     channel = channels.get_channel(core, inv.channel)
@@ -508,19 +592,31 @@ def _topics(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
     for t in core.themes:
         mark = "\u2713" if t.name in mine else "\u2022"
         lines.append(f"{mark} {t.name}: {t.label}. {_one_line(t.description, 160)}")
-    lines.append("Subscribe with /digest subscribe <theme>, e.g. /digest subscribe " + (core.theme_names[:1] or ("rlhf",))[0])
+    lines.append(
+        "Subscribe with /digest subscribe <theme>, e.g. /digest subscribe " + (core.theme_names[:1] or ("rlhf",))[0]
+    )
     return Reply("\n".join(lines))
 
 
-def _schedule(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _schedule(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     if channels.get_channel(core, inv.channel) is None:
         return Reply(NOT_SUBSCRIBED, ok=False)
     tz = resolve_tz(args["tz"]) if args.get("tz") else None
-    channel = channels.set_schedule(core, inv.channel, args["day"], normalise_time(args["time"]), tz, by=inv.platform)
+    channel = channels.set_schedule(
+        core,
+        inv.channel,
+        args["day"],
+        normalise_time(args["time"]),
+        tz,
+        by=inv.platform,
+    )
     _changed(core, inv)
-    return Reply(f"This channel's digest now arrives {_when_text(channel, _now(core, inv))}.", ephemeral=False)
+    return Reply(
+        f"This channel's digest now arrives {_when_text(channel, _now(core, inv))}.",
+        ephemeral=False,
+    )
 
 
 def normalise_time(text: str) -> str:
@@ -555,8 +651,10 @@ def resolve_tz(text: str) -> str:
     close = difflib.get_close_matches(folded, [z.casefold() for z in zones], n=3, cutoff=0.6)
     names = [z for c in close for z in zones if z.casefold() == c] or by_city[:3]
     hint = f" Did you mean {' or '.join(names)}?" if names else ""
-    raise ChannelError(f"{_one_line(text, 60)!r} is not a time zone.{hint} Use an IANA name such as Europe/Berlin or UTC.",
-                       suggestions=names)
+    raise ChannelError(
+        f"{_one_line(text, 60)!r} is not a time zone.{hint} Use an IANA name such as Europe/Berlin or UTC.",
+        suggestions=names,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -566,7 +664,7 @@ def _zones() -> tuple[str, ...]:
     return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
 
 
-def _preview(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _preview(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     channel = channels.get_channel(core, inv.channel)
@@ -577,11 +675,13 @@ def _preview(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
     except ImportError:
         return Reply("Previews are not available in this version yet.", ok=False)
     digest = build_digest(core, inv.channel, _now(core, inv))
-    return Reply("Here is what this channel's next digest would hold if it were sent now (only you see this):",
-                 digest=digest)
+    return Reply(
+        "Here is what this channel's next digest would hold if it were sent now (only you see this):",
+        digest=digest,
+    )
 
 
-def _status(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _status(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     from digests import channels
 
     channel = channels.get_channel(core, inv.channel)
@@ -621,8 +721,10 @@ def status_lines(status: Mapping[str, Any]) -> list[str]:
             reason = _one_line(str(fetch.get("reason") or "unknown reason"), 200)
             lines.append(f"Last arXiv fetch ({_short_time(fetch.get('started'))}) failed: {reason}")
         else:
-            lines.append(f"Last arXiv fetch ({_short_time(fetch.get('started'))}): {fetch.get('outcome')}, "
-                         f"{fetch.get('papers', 0)} papers for {window}")
+            lines.append(
+                f"Last arXiv fetch ({_short_time(fetch.get('started'))}): {fetch.get('outcome')}, "
+                f"{fetch.get('papers', 0)} papers for {window}"
+            )
     else:
         lines.append("Last arXiv fetch: none yet, so digests only hold the classic")
     return lines
@@ -639,7 +741,7 @@ def _short_time(iso: Any) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-def _help(core: "Core", inv: Invocation, args: dict[str, Any]) -> Reply:
+def _help(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     return Reply(help_text())
 
 
@@ -651,7 +753,7 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-_HANDLERS: dict[str, Callable[["Core", Invocation, dict[str, Any]], Reply]] = {
+_HANDLERS: dict[str, Callable[[Core, Invocation, dict[str, Any]], Reply]] = {
     "paper": _paper,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
@@ -670,7 +772,7 @@ MAX_CHOICES = 25
 CHOICE_MAX = 100
 
 
-def autocomplete(core: "Core", command: str, sub: str | None, option: str, partial: str) -> list[tuple[str, str]]:
+def autocomplete(core: Core, command: str, sub: str | None, option: str, partial: str) -> list[tuple[str, str]]:
     """Return up to 25 (name, value) choices for `option` given what the user typed so far."""
     cmd = find_command(command, sub)
     kind = next((o.kind for o in cmd.options if o.name == option), None) if cmd else None
@@ -693,7 +795,7 @@ def _choice(name: str, value: str) -> tuple[str, str]:
     return name, value[:CHOICE_MAX]
 
 
-def _complete_paper(core: "Core", partial: str) -> list[tuple[str, str]]:
+def _complete_paper(core: Core, partial: str) -> list[tuple[str, str]]:
     """Return papers for what the user typed so far; the last word may be unfinished ("constitu")."""
     from digests import catalog
 
@@ -709,13 +811,13 @@ def _complete_paper(core: "Core", partial: str) -> list[tuple[str, str]]:
     return [_choice(p.display_title, p.arxiv_id or p.display_title) for p in found[:MAX_CHOICES]]
 
 
-def _title_words(paper: "Paper") -> list[str]:
+def _title_words(paper: Paper) -> list[str]:
     from digests.catalog import normalize_title
 
     return (normalize_title(paper.title) or "").split()
 
 
-def _titled_papers(core: "Core") -> list["Paper"]:
+def _titled_papers(core: Core) -> list[Paper]:
     """Return the seed papers (memoised per catalog version) for prefix completion of a single word."""
     from digests import catalog
 
@@ -725,7 +827,7 @@ def _titled_papers(core: "Core") -> list["Paper"]:
     return core.cache[key]  # type: ignore[return-value]
 
 
-def _complete_theme(core: "Core", partial: str) -> list[tuple[str, str]]:
+def _complete_theme(core: Core, partial: str) -> list[tuple[str, str]]:
     words = partial.split()
     last = words[-1].casefold() if words and not partial.endswith(" ") else ""
     head = " ".join(words[:-1] if last else words)
@@ -735,7 +837,12 @@ def _complete_theme(core: "Core", partial: str) -> list[tuple[str, str]]:
         if t.name in words[:-1]:
             continue
         if not last or last in t.name.casefold() or last in t.label.casefold():
-            out.append(_choice(f"{prefix}{t.name}: {t.label}" if not prefix else f"{prefix}{t.name}", f"{prefix}{t.name}"))
+            out.append(
+                _choice(
+                    f"{prefix}{t.name}: {t.label}" if not prefix else f"{prefix}{t.name}",
+                    f"{prefix}{t.name}",
+                )
+            )
     return out[:MAX_CHOICES]
 
 
@@ -749,7 +856,10 @@ def _complete_tz(partial: str) -> list[tuple[str, str]]:
 
 def commands_markdown() -> str:
     """Return the README "Commands" table generated from `COMMANDS`."""
-    rows = ["| Command | What it does | Example | Changes the channel |", "|---|---|---|---|"]
+    rows = [
+        "| Command | What it does | Example | Changes the channel |",
+        "|---|---|---|---|",
+    ]
     for c in COMMANDS:
         rows.append(f"| `{c.usage}` | {c.help} | `{c.example}` | {'yes' if c.changes_subscription else ''} |")
     return "\n".join(rows)

@@ -7,8 +7,9 @@ stdin. Every line goes through the same neutral commands as Slack and Discord, f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from bot.commands import Invocation, run_text
 from bot.render_text import render_text
@@ -19,9 +20,7 @@ if TYPE_CHECKING:
 
 PROMPT = "digestbot> "
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit", ":q"})
-CONSOLE_HELP = (
-    "Type /paper <words or arXiv id> or /digest <subcommand> (/digest help lists them); quit to leave."
-)
+CONSOLE_HELP = "Type /paper <words or arXiv id> or /digest <subcommand> (/digest help lists them); quit to leave."
 
 
 def channel_key(name: str) -> str:
@@ -30,7 +29,7 @@ def channel_key(name: str) -> str:
     return name if name.startswith("console:") else f"console:{name}"
 
 
-def run_line(core: "Core", channel: str, user: str, line: str, now: datetime | None = None) -> Reply | None:
+def run_line(core: Core, channel: str, user: str, line: str, now: datetime | None = None) -> Reply | None:
     """Run one console line (`/paper ...`, `/digest ...`, or the same without the slash); None for a blank line."""
     line = line.strip()
     if not line or line.startswith("#"):
@@ -46,7 +45,7 @@ def run_line(core: "Core", channel: str, user: str, line: str, now: datetime | N
 
 
 def run_console(
-    core: "Core",
+    core: Core,
     channel: str,
     lines: Iterable[str],
     echo: Callable[[str], None],

@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from digests.models import Digest, Paper
-
 from bot.render_text import (
     clean,
     clean_lines,
@@ -26,6 +24,7 @@ from bot.render_text import (
     why_line,
 )
 from bot.replies import PaperCard, Reply
+from digests.models import Digest, Paper
 
 DISCORD_CONTENT_MAX = 2000
 """Message `content`. https://discord.com/developers/docs/resources/message#create-message"""
@@ -78,7 +77,13 @@ def embed_len(embed: dict[str, Any]) -> int:
     return total
 
 
-def _paper_embed(paper: Paper, themes: tuple[str, ...], why: tuple[str, ...], prefix: str = "", extra: str = "") -> dict:
+def _paper_embed(
+    paper: Paper,
+    themes: tuple[str, ...],
+    why: tuple[str, ...],
+    prefix: str = "",
+    extra: str = "",
+) -> dict:
     title = _esc(paper.display_title, DISCORD_EMBED_TITLE_MAX - len(prefix)) or "(untitled)"
     embed: dict[str, Any] = {"title": prefix + title, "color": COLOR_PAPER}
     if paper.url and _SAFE_URL.match(paper.url):
@@ -115,14 +120,36 @@ def _digest_embeds(digest: Digest) -> tuple[list[dict], dict]:
             label = _esc(u.paper.display_title, 150)
             link = f"[{label}]({u.paper.url})" if u.paper.url and _SAFE_URL.match(u.paper.url) else label
             lines.append(f"\u2022 {link} \u2014 v{u.version} posted")
-        body.append({"title": "Updated", "description": _join_within(lines, DISCORD_EMBED_DESCRIPTION_MAX),
-                     "color": COLOR_NOTE})
+        body.append(
+            {
+                "title": "Updated",
+                "description": _join_within(lines, DISCORD_EMBED_DESCRIPTION_MAX),
+                "color": COLOR_NOTE,
+            }
+        )
     if digest.classic is not None:
         c = digest.classic
-        body.append(_paper_embed(c.paper, c.paper.themes, (), prefix="Classic: ", extra=since_then_line(c.since_then)))
-    closing: dict[str, Any] = {"color": COLOR_NOTE,
-                               "footer": {"text": fit(clean(digest.coverage.text), DISCORD_FOOTER_TEXT_MAX,
-                                                      escape_plain, utf16_len) or "\u200b"}}
+        body.append(
+            _paper_embed(
+                c.paper,
+                c.paper.themes,
+                (),
+                prefix="Classic: ",
+                extra=since_then_line(c.since_then),
+            )
+        )
+    closing: dict[str, Any] = {
+        "color": COLOR_NOTE,
+        "footer": {
+            "text": fit(
+                clean(digest.coverage.text),
+                DISCORD_FOOTER_TEXT_MAX,
+                escape_plain,
+                utf16_len,
+            )
+            or "\u200b"
+        },
+    }
     if clean(digest.empty_note):
         closing["description"] = _esc(digest.empty_note or "", DISCORD_EMBED_DESCRIPTION_MAX)
     return body, closing
@@ -160,7 +187,11 @@ def pack_embeds(head: list[dict], body: list[dict], tail: list[dict]) -> list[li
 
 
 def _message(content: str, embeds: list[dict]) -> dict[str, Any]:
-    return {"content": content, "embeds": embeds, "allowed_mentions": dict(ALLOWED_MENTIONS_NONE)}
+    return {
+        "content": content,
+        "embeds": embeds,
+        "allowed_mentions": dict(ALLOWED_MENTIONS_NONE),
+    }
 
 
 def render_discord(digest: Digest) -> list[dict[str, Any]]:
@@ -169,8 +200,13 @@ def render_discord(digest: Digest) -> list[dict[str, Any]]:
     messages = pack_embeds([], body, [closing])
     title = f"**{_esc(digest.title, DISCORD_CONTENT_MAX - 4) or 'Paper digest'}**"
     out = [_message(title, messages[0])]
-    out += [_message(f"{title} (continued)" if utf16_len(title) < DISCORD_CONTENT_MAX - 12 else "", m)
-            for m in messages[1:]]
+    out += [
+        _message(
+            f"{title} (continued)" if utf16_len(title) < DISCORD_CONTENT_MAX - 12 else "",
+            m,
+        )
+        for m in messages[1:]
+    ]
     return out
 
 
@@ -183,7 +219,10 @@ def render_discord_reply(reply: Reply) -> dict[str, Any]:
     embeds = [card_embed(card) for card in reply.cards]
     if reply.digest is not None:
         body, closing = _digest_embeds(reply.digest)
-        content = _join_within(content.splitlines() + [f"**{_esc(reply.digest.title, 200)}**"], DISCORD_CONTENT_MAX)
+        content = _join_within(
+            content.splitlines() + [f"**{_esc(reply.digest.title, 200)}**"],
+            DISCORD_CONTENT_MAX,
+        )
         embeds = pack_embeds(embeds, body, [closing])[0]
     while not _fits(embeds):
         embeds.pop(-2 if len(embeds) > 1 else -1)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from digests.models import Digest, Paper
-
 from bot.render_text import (
     clean,
     clean_lines,
@@ -24,6 +22,7 @@ from bot.render_text import (
     why_line,
 )
 from bot.replies import PaperCard, Reply
+from digests.models import Digest, Paper
 
 SLACK_MAX_BLOCKS = 50
 """Blocks per message. https://api.slack.com/reference/block-kit/blocks"""
@@ -74,10 +73,21 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _paper_section(prefix: str, paper: Paper, themes: tuple[str, ...], why: tuple[str, ...], extra: str = "") -> dict:
+def _paper_section(
+    prefix: str,
+    paper: Paper,
+    themes: tuple[str, ...],
+    why: tuple[str, ...],
+    extra: str = "",
+) -> dict:
     title = _esc(paper.display_title, TITLE_MAX) or "(untitled)"
     lines = [f"*{prefix}{_link(paper.url, title)}*"]
-    for part in (paper_meta(paper, themes), excerpt(paper.abstract), why_line(why), extra):
+    for part in (
+        paper_meta(paper, themes),
+        excerpt(paper.abstract),
+        why_line(why),
+        extra,
+    ):
         if part:
             lines.append(_esc(part, LINE_MAX))
     return _section("\n".join(lines))
@@ -185,8 +195,18 @@ def render_slack(digest: Digest) -> list[dict[str, Any]]:
     payloads = []
     for n, blocks in enumerate(messages):
         text = digest_fallback(digest) if n == 0 else f"{_esc(digest.title, 200)} (continued)"
-        payloads.append({"text": text, "blocks": blocks, "unfurl_links": False, "unfurl_media": False})
-    payloads[0]["metadata"] = {"event_type": "digest_posted", "event_payload": {"digest_id": digest.id}}
+        payloads.append(
+            {
+                "text": text,
+                "blocks": blocks,
+                "unfurl_links": False,
+                "unfurl_media": False,
+            }
+        )
+    payloads[0]["metadata"] = {
+        "event_type": "digest_posted",
+        "event_payload": {"digest_id": digest.id},
+    }
     return payloads
 
 
@@ -203,7 +223,12 @@ def render_slack_reply(reply: Reply) -> dict[str, Any]:
         blocks = pack_blocks(blocks + head, body, [coverage])[0]
     while not _fits(blocks):
         blocks.pop(-2 if len(blocks) > 1 else -1)
-    fallback = fit(text.splitlines()[0] if text else "digestbot", SLACK_FALLBACK_TEXT_MAX, escape_mrkdwn, utf16_len)
+    fallback = fit(
+        text.splitlines()[0] if text else "digestbot",
+        SLACK_FALLBACK_TEXT_MAX,
+        escape_mrkdwn,
+        utf16_len,
+    )
     return {
         "text": fallback,
         "blocks": blocks,

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable
-
-from digests.models import Digest, Paper
+from collections.abc import Callable
 
 from bot.replies import PaperCard, Reply
+from digests.models import Digest, Paper
 
 MAX_AUTHORS = 3
 """Authors shown before "et al."."""
@@ -75,7 +74,12 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def fit(text: str, limit: int, escape: Callable[[str], str] = lambda s: s, measure: Callable[[str], int] = len) -> str:
+def fit(
+    text: str,
+    limit: int,
+    escape: Callable[[str], str] = lambda s: s,
+    measure: Callable[[str], int] = len,
+) -> str:
     """Return `escape(text)` cut so its measured length is at most `limit`, ending in "…" when cut.
 
     The cut happens on the raw text, so an escape sequence (`&amp;`, `\\*`) is never split.

@@ -56,13 +56,31 @@ def test_paper_finds_seed_paper_by_title_words(fresh_core, slack):
 
 
 def test_paper_by_arxiv_id_shows_where_this_workspace_already_got_it(fresh_core, slack, fixed_now):
-    paper = Paper(title="A new preference paper", abstract="We align.", authors=("A",), arxiv_id="2611.01234",
-                  version=1, origin="arxiv")
+    paper = Paper(
+        title="A new preference paper",
+        abstract="We align.",
+        authors=("A",),
+        arxiv_id="2611.01234",
+        version=1,
+        origin="arxiv",
+    )
     catalog.upsert_arxiv_papers(fresh_core, [paper], fixed_now)
     for channel in (SLACK, "slack:T1:C2", "slack:T9:C1"):
-        fresh_core.db["sent_papers"].insert({"channel": channel, "arxiv_id": "2611.01234", "version": 1,
-                                             "digest_id": f"{channel}|2026-W47", "sent_at": "2026-11-16T09:00:00+00:00"})
-    reply = run_text(fresh_core, slack, "paper", "<https://arxiv.org/abs/2611.01234v1|arxiv.org/abs/2611.01234v1>")
+        fresh_core.db["sent_papers"].insert(
+            {
+                "channel": channel,
+                "arxiv_id": "2611.01234",
+                "version": 1,
+                "digest_id": f"{channel}|2026-W47",
+                "sent_at": "2026-11-16T09:00:00+00:00",
+            }
+        )
+    reply = run_text(
+        fresh_core,
+        slack,
+        "paper",
+        "<https://arxiv.org/abs/2611.01234v1|arxiv.org/abs/2611.01234v1>",
+    )
     assert reply.ok and reply.cards[0].paper.arxiv_id == "2611.01234"
     assert [c for c, _ in reply.cards[0].posted] == [SLACK, "slack:T1:C2"]
     assert "Already posted in slack:T1:C1 on 2026-11-16" in render_text(reply)
@@ -76,10 +94,13 @@ def test_paper_nothing_found_offers_closest_titles(fresh_core, slack):
 
 
 class ArxivHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server API)
+    def do_GET(self):
         ids = self.path.split("id_list=", 1)[-1].split("&", 1)[0]
-        name = ("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml" if ids == "1706.03762"
-                else "arxiv_api_2026_idlist_0000.0000_empty_result.xml")
+        name = (
+            "arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml"
+            if ids == "1706.03762"
+            else "arxiv_api_2026_idlist_0000.0000_empty_result.xml"
+        )
         body = (REALDATA / name).read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", "application/atom+xml")
@@ -96,7 +117,10 @@ def arxiv_core(monkeypatch, fixed_now):
     server = ThreadingHTTPServer(("127.0.0.1", 0), ArxivHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", f"http://127.0.0.1:{server.server_address[1]}/api/query")
+    monkeypatch.setenv(
+        "DIGESTBOT_ARXIV_API_URL",
+        f"http://127.0.0.1:{server.server_address[1]}/api/query",
+    )
     from digests.service import open_core
 
     yield open_core(clock=lambda: fixed_now)
@@ -133,7 +157,7 @@ HOSTILE = [
     " ",
     "x" * 10_000,
     '"unbalanced',
-    '"" \'\' ``',
+    "\"\" '' ``",
     "AND",
     "OR OR OR",
     "NOT constitutional",
@@ -146,7 +170,7 @@ HOSTILE = [
     "{col}: x",
     "^ $ % ( ) [ ] { } ; : /",
     "\u00fcber d\u00e9j\u00e0 vu \u6f22\u5b57 \u0645\u0631\u062d\u0628\u0627",
-    "\U0001F600\U0001F680",
+    "\U0001f600\U0001f680",
     "\x00\x1b[31m\u200b\ufeff",
     "<!channel>",
     "<!here> <@U123|bob> <#C1|general>",
@@ -165,12 +189,24 @@ def test_hostile_text_gives_a_clear_reply_and_never_raises(fresh_core, slack, co
     reply = run_text(fresh_core, slack, command, text)
     assert reply.text and len(reply.text.splitlines()[0]) <= 500
     render_text(reply)
-    for rendered in (render_slack_reply(reply)["text"], render_discord_reply(reply)["content"]):
+    for rendered in (
+        render_slack_reply(reply)["text"],
+        render_discord_reply(reply)["content"],
+    ):
         assert "<!channel>" not in rendered and "@everyone" not in rendered
     assert fresh_core.db["papers"].count > 0  # nothing was dropped
 
 
-@pytest.mark.parametrize("args", [{}, {"query": None}, {"query": ""}, {"query": "x" * 10_000}, {"query": "\U0001F600"}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"query": None},
+        {"query": ""},
+        {"query": "x" * 10_000},
+        {"query": "\U0001f600"},
+    ],
+)
 def test_paper_typed_options_hostile(fresh_core, fixed_now, args):
     inv = Invocation("discord", "discord:1:2", "9", can_manage=False, now=fixed_now)
     reply = run_sub(fresh_core, inv, "paper", None, args)
@@ -190,7 +226,11 @@ def test_subscribe_topics_schedule_status_unsubscribe_round_trip(fresh_core, sla
     reply = digest(fresh_core, slack, "schedule fri 8:30am berlin")
     assert reply.ok, reply.text
     schedule = channels.get_channel(fresh_core, SLACK).schedule
-    assert (schedule.weekday, schedule.time, schedule.tz) == (4, "08:30", "Europe/Berlin")
+    assert (schedule.weekday, schedule.time, schedule.tz) == (
+        4,
+        "08:30",
+        "Europe/Berlin",
+    )
     assert "next one Fri 27 Nov 08:30 CET" in reply.text
     status = digest(fresh_core, slack, "status")
     assert status.ok and "Last digest: none sent yet" in status.text and "Friday at 08:30" in status.text
@@ -217,11 +257,14 @@ def test_help_lists_every_command(fresh_core, slack):
         assert command.usage in help_text() and command.example in help_text()
 
 
-@pytest.mark.parametrize("text, suggestion", [
-    ("subscibe rlhf", "/digest subscribe"),
-    ("shedule fri 09:00", "/digest schedule"),
-    ("stats", "/digest status"),
-])
+@pytest.mark.parametrize(
+    "text, suggestion",
+    [
+        ("subscibe rlhf", "/digest subscribe"),
+        ("shedule fri 09:00", "/digest schedule"),
+        ("stats", "/digest status"),
+    ],
+)
 def test_unknown_subcommand_suggests(fresh_core, slack, text, suggestion):
     reply = digest(fresh_core, slack, text)
     assert not reply.ok and suggestion in reply.suggestions
@@ -239,16 +282,35 @@ def test_bad_time_zone_suggests(fresh_core, slack):
     assert not reply.ok and "Europe/Berlin" in reply.suggestions
 
 
-@pytest.mark.parametrize("text", ["schedule", "schedule fri", "schedule fri 25:00", "schedule xyz 09:00",
-                                  "schedule fri 09:00 UTC extra", "subscribe", "unsubscribe nope"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "schedule",
+        "schedule fri",
+        "schedule fri 25:00",
+        "schedule xyz 09:00",
+        "schedule fri 09:00 UTC extra",
+        "subscribe",
+        "unsubscribe nope",
+    ],
+)
 def test_bad_arguments_get_one_line(fresh_core, slack, text):
     digest(fresh_core, slack, "subscribe rlhf")
     reply = digest(fresh_core, slack, text)
     assert not reply.ok and "\n" not in reply.text
 
 
-@pytest.mark.parametrize("text, expected", [("8am", "08:00"), ("8:30 pm", "20:30"), ("12am", "00:00"),
-                                            ("0830", "08:30"), ("8h30", "8:30"), ("09:00", "09:00")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("8am", "08:00"),
+        ("8:30 pm", "20:30"),
+        ("12am", "00:00"),
+        ("0830", "08:30"),
+        ("8h30", "8:30"),
+        ("09:00", "09:00"),
+    ],
+)
 def test_normalise_time(text, expected):
     assert normalise_time(text) == expected
 
@@ -256,7 +318,13 @@ def test_normalise_time(text, expected):
 def test_run_sub_typed_options(fresh_core, fixed_now):
     inv = Invocation("discord", "discord:1:2", "9", can_manage=True, now=fixed_now)
     assert run_sub(fresh_core, inv, "digest", "subscribe", {"theme": "rlhf"}).ok
-    reply = run_sub(fresh_core, inv, "digest", "schedule", {"day": "sun", "time": "17:00", "tz": "Asia/Tokyo"})
+    reply = run_sub(
+        fresh_core,
+        inv,
+        "digest",
+        "schedule",
+        {"day": "sun", "time": "17:00", "tz": "Asia/Tokyo"},
+    )
     assert reply.ok and channels.get_channel(fresh_core, "discord:1:2").schedule.tz == "Asia/Tokyo"
     missing = run_sub(fresh_core, inv, "digest", "schedule", {"day": "sun"})
     assert not missing.ok and "needs time" in missing.text
@@ -282,8 +350,10 @@ def test_commands_are_logged(fresh_core, slack):
     digest(fresh_core, slack, "subscribe rlhf")
     digest(fresh_core, slack, "nonsense")
     rows = list(fresh_core.db.query("select command, ok, user_id from command_log order by id"))
-    assert rows == [{"command": "/digest subscribe", "ok": 1, "user_id": "U1"},
-                    {"command": "/digest", "ok": 0, "user_id": "U1"}]
+    assert rows == [
+        {"command": "/digest subscribe", "ok": 1, "user_id": "U1"},
+        {"command": "/digest", "ok": 0, "user_id": "U1"},
+    ]
 
 
 # -- permissions -------------------------------------------------------------------------------
@@ -331,7 +401,9 @@ def test_autocomplete_paper_titles_with_unfinished_word(fresh_core):
 
 
 def test_autocomplete_themes_keeps_earlier_words(fresh_core):
-    assert autocomplete(fresh_core, "digest", "subscribe", "theme", "rlhf over") == [("rlhf oversight", "rlhf oversight")]
+    assert autocomplete(fresh_core, "digest", "subscribe", "theme", "rlhf over") == [
+        ("rlhf oversight", "rlhf oversight")
+    ]
     assert len(autocomplete(fresh_core, "digest", "subscribe", "theme", "")) == len(fresh_core.themes)
 
 

@@ -41,7 +41,10 @@ def assert_within_limits(message):
     embeds = [discord.Embed.from_dict(e) for e in message["embeds"]]
     assert 0 < len(embeds) <= DISCORD_EMBEDS_MAX or (not embeds and message["content"])
     assert sum(len(e) for e in embeds) <= DISCORD_EMBEDS_TOTAL_MAX
-    assert sum(utf16_len(str(e.title or "")) + utf16_len(str(e.description or "")) for e in embeds) <= DISCORD_EMBEDS_TOTAL_MAX
+    assert (
+        sum(utf16_len(str(e.title or "")) + utf16_len(str(e.description or "")) for e in embeds)
+        <= DISCORD_EMBEDS_TOTAL_MAX
+    )
     for raw, embed in zip(message["embeds"], embeds):
         assert utf16_len(raw.get("title", "")) <= DISCORD_EMBED_TITLE_MAX
         assert utf16_len(raw.get("description", "")) <= DISCORD_EMBED_DESCRIPTION_MAX
@@ -67,7 +70,10 @@ def test_digest_main_message_shape():
 
 def test_hostile_text_is_escaped_and_never_pings():
     paper = make_paper(title=HOSTILE, abstract=HOSTILE, authors=(HOSTILE,))
-    digest = replace(make_digest(title=HOSTILE, empty_note=HOSTILE), items=(DigestItem(paper, ("rlhf",), 1.0, (HOSTILE,)),))
+    digest = replace(
+        make_digest(title=HOSTILE, empty_note=HOSTILE),
+        items=(DigestItem(paper, ("rlhf",), 1.0, (HOSTILE,)),),
+    )
     reply = Reply(HOSTILE, cards=(PaperCard(paper, why=(HOSTILE,)),), suggestions=(HOSTILE,))
     for message in render_discord(digest) + [render_discord_reply(reply)]:
         assert_within_limits(message)
@@ -95,19 +101,23 @@ def test_title_exactly_at_limit_is_kept_and_past_it_is_cut():
     assert past["title"] == "t" * (DISCORD_EMBED_TITLE_MAX - 1) + "\u2026"
 
 
-@pytest.mark.parametrize("unit", ["\U0001F600", "\u6f22", "\U0001F469\u200d\U0001F4BB", "*"])
+@pytest.mark.parametrize("unit", ["\U0001f600", "\u6f22", "\U0001f469\u200d\U0001f4bb", "*"])
 def test_multibyte_and_escaped_titles_fit(unit):
     long = unit * 3000
     paper = make_paper(title=long, abstract=long * 20, authors=(long,))
-    digest = replace(make_digest(title=long, empty_note=long), items=(DigestItem(paper, ("rlhf",), 1.0, (long,)),) * 12)
+    digest = replace(
+        make_digest(title=long, empty_note=long),
+        items=(DigestItem(paper, ("rlhf",), 1.0, (long,)),) * 12,
+    )
     for message in render_discord(digest):
         assert_within_limits(message)
 
 
 def test_sixty_thousand_character_abstracts_go_into_follow_ups():
     big = "Sentence without end " * 3000
-    items = tuple(DigestItem(make_paper(n, abstract=big, title="T" * 400), ("rlhf",), 1.0, ("S" * 5000,))
-                  for n in range(1, 41))
+    items = tuple(
+        DigestItem(make_paper(n, abstract=big, title="T" * 400), ("rlhf",), 1.0, ("S" * 5000,)) for n in range(1, 41)
+    )
     messages = render_discord(replace(make_digest(), items=items))
     assert len(messages) > 1
     for message in messages:
@@ -126,7 +136,13 @@ def test_embed_count_limit_splits_at_ten():
 
 
 def test_reply_with_cards_suggestions_and_preview():
-    card = PaperCard(make_paper(), ("rlhf",), ("Seed",), 1.0, (("discord:1:2", "2026-11-16T09:00:00+00:00"),))
+    card = PaperCard(
+        make_paper(),
+        ("rlhf",),
+        ("Seed",),
+        1.0,
+        (("discord:1:2", "2026-11-16T09:00:00+00:00"),),
+    )
     message = render_discord_reply(Reply("Best matches:", cards=(card,), suggestions=("rlhf",)))
     assert_within_limits(message)
     assert message["content"] == "Best matches:\nDid you mean: rlhf?"

@@ -65,9 +65,19 @@ def test_digest_main_message_shape():
 
 def test_hostile_paper_text_never_pings_or_links():
     paper = make_paper(title=HOSTILE, abstract=HOSTILE, authors=(HOSTILE,))
-    digest = replace(make_digest(empty_note=HOSTILE), items=(DigestItem(paper, ("rlhf",), 1.0, (HOSTILE,)),))
-    payloads = render_slack(digest) + [render_slack_reply(Reply(HOSTILE, cards=(PaperCard(paper, why=(HOSTILE,)),),
-                                                                suggestions=(HOSTILE,)))]
+    digest = replace(
+        make_digest(empty_note=HOSTILE),
+        items=(DigestItem(paper, ("rlhf",), 1.0, (HOSTILE,)),),
+    )
+    payloads = render_slack(digest) + [
+        render_slack_reply(
+            Reply(
+                HOSTILE,
+                cards=(PaperCard(paper, why=(HOSTILE,)),),
+                suggestions=(HOSTILE,),
+            )
+        )
+    ]
     for payload in payloads:
         for text in all_texts(payload):
             stripped = OUR_LINK.sub("", text)
@@ -92,7 +102,7 @@ def test_header_exactly_at_limit_is_kept_and_past_it_is_cut():
     assert main["blocks"][0]["text"]["text"] == "h" * (SLACK_HEADER_TEXT_MAX - 1) + "\u2026"
 
 
-@pytest.mark.parametrize("unit", ["\U0001F600", "\u6f22", "e\u0301"])
+@pytest.mark.parametrize("unit", ["\U0001f600", "\u6f22", "e\u0301"])
 def test_multibyte_titles_fit(unit):
     long = unit * 2000
     paper = make_paper(title=long, abstract=long * 30, authors=(long,))
@@ -104,8 +114,9 @@ def test_multibyte_titles_fit(unit):
 
 def test_sixty_thousand_character_abstracts_split_into_thread_replies():
     big = "Sentence without end " * 3000
-    items = tuple(DigestItem(make_paper(n, abstract=big, title="T" * 5000), ("rlhf",), 1.0, ("S" * 5000,))
-                  for n in range(1, 81))
+    items = tuple(
+        DigestItem(make_paper(n, abstract=big, title="T" * 5000), ("rlhf",), 1.0, ("S" * 5000,)) for n in range(1, 81)
+    )
     digest = make_digest(items=0)
     digest = replace(digest, items=items)
     payloads = render_slack(digest)
@@ -114,7 +125,9 @@ def test_sixty_thousand_character_abstracts_split_into_thread_replies():
         assert_within_limits(payload)
     main_blocks = payloads[0]["blocks"]
     assert main_blocks[-1]["type"] == "context"  # the coverage line ends the main message
-    numbered = [re.match(r"\*(\d+)\. ", b["text"]["text"]) for p in payloads for b in p["blocks"] if b["type"] == "section"]
+    numbered = [
+        re.match(r"\*(\d+)\. ", b["text"]["text"]) for p in payloads for b in p["blocks"] if b["type"] == "section"
+    ]
     assert [int(m.group(1)) for m in numbered if m] == list(range(1, 81))
     assert all("metadata" not in p for p in payloads[1:])
 
@@ -129,7 +142,13 @@ def test_block_count_limit_splits_before_fifty():
 
 
 def test_reply_payload_is_ephemeral_with_cards_and_suggestions():
-    card = PaperCard(make_paper(), ("rlhf",), ("Seed",), 1.0, (("slack:T1:C1", "2026-11-16T09:00:00+00:00"),))
+    card = PaperCard(
+        make_paper(),
+        ("rlhf",),
+        ("Seed",),
+        1.0,
+        (("slack:T1:C1", "2026-11-16T09:00:00+00:00"),),
+    )
     payload = render_slack_reply(Reply("Best matches:", cards=(card,), suggestions=("rlhf",)))
     assert payload["response_type"] == "ephemeral"
     assert payload["text"] == "Best matches:"
@@ -149,7 +168,13 @@ def test_reply_with_huge_preview_stays_within_one_message():
 
 def test_blank_fields_never_give_empty_text_objects():
     paper = make_paper(title=" \n ", abstract="", authors=())
-    digest = replace(make_digest(title=" ", empty_note="\t", coverage=replace(make_digest().coverage, text="")),
-                     items=(DigestItem(paper, (), 0.0),))
+    digest = replace(
+        make_digest(
+            title=" ",
+            empty_note="\t",
+            coverage=replace(make_digest().coverage, text=""),
+        ),
+        items=(DigestItem(paper, (), 0.0),),
+    )
     for payload in render_slack(digest):
         assert all(text.strip() for text in all_texts(payload))

@@ -19,30 +19,32 @@ from digests.models import Classic, Coverage, Digest, DigestItem, Paper, Updated
 
 
 def make_paper(n: int = 1, **kw) -> Paper:
-    values = dict(
-        title=f"Paper number {n}",
-        abstract="We study things. The results are good. A third sentence nobody reads.",
-        authors=("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
-        arxiv_id=f"2611.{n:05d}",
-        announced="2026-11-20",
-    )
+    values = {
+        "title": f"Paper number {n}",
+        "abstract": "We study things. The results are good. A third sentence nobody reads.",
+        "authors": ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
+        "arxiv_id": f"2611.{n:05d}",
+        "announced": "2026-11-20",
+    }
     values.update(kw)
     return Paper(**values)
 
 
 def make_digest(items: int = 2, **kw) -> Digest:
-    values = dict(
-        id="console:t|2026-W48",
-        channel="console:t",
-        week="2026-W48",
-        title="RLHF papers: week of Nov 23",
-        themes=("rlhf",),
-        items=tuple(DigestItem(make_paper(n), ("rlhf",), 1.0, ("Seed paper A", "Seed paper B")) for n in range(1, items + 1)),
-        coverage=Coverage("ok", "Scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 16-22."),
-        generated_at="2026-11-25T12:00:00+00:00",
-        updated=(UpdatedItem(make_paper(90, title="Old paper"), 2),),
-        classic=Classic(make_paper(91, title="A classic", arxiv_id=None), (make_paper(1),)),
-    )
+    values = {
+        "id": "console:t|2026-W48",
+        "channel": "console:t",
+        "week": "2026-W48",
+        "title": "RLHF papers: week of Nov 23",
+        "themes": ("rlhf",),
+        "items": tuple(
+            DigestItem(make_paper(n), ("rlhf",), 1.0, ("Seed paper A", "Seed paper B")) for n in range(1, items + 1)
+        ),
+        "coverage": Coverage("ok", "Scanned 1,204 cs.CL/cs.LG papers from arXiv, Nov 16-22."),
+        "generated_at": "2026-11-25T12:00:00+00:00",
+        "updated": (UpdatedItem(make_paper(90, title="Old paper"), 2),),
+        "classic": Classic(make_paper(91, title="A classic", arxiv_id=None), (make_paper(1),)),
+    }
     values.update(kw)
     return Digest(**values)
 
@@ -65,7 +67,13 @@ def test_render_text_empty_week_says_so():
 
 
 def test_render_text_reply_with_cards_and_suggestions():
-    card = PaperCard(make_paper(), ("rlhf",), ("Seed",), 3.0, (("slack:T1:C1", "2026-11-16T09:00:00+00:00"),))
+    card = PaperCard(
+        make_paper(),
+        ("rlhf",),
+        ("Seed",),
+        3.0,
+        (("slack:T1:C1", "2026-11-16T09:00:00+00:00"),),
+    )
     text = render_text(Reply("Best matches:", cards=(card,), suggestions=("rlhf",)))
     assert "Did you mean: rlhf?" in text
     assert "Already posted in slack:T1:C1 on 2026-11-16" in text
@@ -108,5 +116,5 @@ def test_fit_never_splits_an_escape_sequence():
 
 
 def test_fit_counts_utf16_for_emoji():
-    out = fit("\U0001F600" * 10, 7, measure=utf16_len)
-    assert utf16_len(out) <= 7 and out == "\U0001F600" * 3 + "\u2026"
+    out = fit("\U0001f600" * 10, 7, measure=utf16_len)
+    assert utf16_len(out) <= 7 and out == "\U0001f600" * 3 + "\u2026"
