@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -102,7 +104,7 @@ class HttpCache:
 
     def put(self, url: str, day: str, status: int, body: bytes, now: datetime) -> None:
         """Store a validated body for `url`, replacing any earlier day's."""
-        self.db["http_cache"].upsert(
+        self.db.table("http_cache").upsert(
             {
                 "key": self.key(url),
                 "day": day,
@@ -126,6 +128,30 @@ class _Retry(Exception):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Pacer:
+    """One per arXiv host and clock in this process: every client's requests to it queue on one lock.
+
+    Holding the lock from the politeness wait to the end of the response gives arXiv one connection
+    at a time and one request every `delay_seconds`, however many clients exist (a scheduled fetch
+    and a `/paper` lookup each build their own).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: float | None = None
+
+
+_PACERS: dict[tuple[str, Callable[[], float]], _Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _pacer_for(base_url: str, monotonic: Callable[[], float]) -> _Pacer:
+    """Return the process-wide pacer for `base_url`'s host as measured by `monotonic`."""
+    key = (urlsplit(base_url).netloc.lower(), monotonic)
+    with _PACERS_LOCK:
+        return _PACERS.setdefault(key, _Pacer())
 
 
 class ArxivClient:
@@ -166,7 +192,7 @@ class ArxivClient:
         self.now = now
         self.cache = cache
         self.stats = ClientStats()
-        self._last_request: float | None = None
+        self._pacer = _pacer_for(base_url, monotonic)
         self._http = httpx.Client(
             headers={"User-Agent": user_agent},
             timeout=timeout,
@@ -206,11 +232,17 @@ class ArxivClient:
     # -- one request ---------------------------------------------------------------------------
 
     def _wait_turn(self, at_least: float = 0.0) -> None:
+        """Sleep until this host may be asked again; call with `self._pacer.lock` held."""
         wait = at_least
-        if self._last_request is not None:
-            wait = max(wait, self._last_request + self.delay_seconds - self.monotonic())
+        if self._pacer.last is not None:
+            wait = max(wait, self._pacer.last + self.delay_seconds - self.monotonic())
         if wait > 0:
             self.sleep(wait)
+
+    def _paced_send(self, url: str, attempt: int, at_least: float = 0.0) -> httpx.Response:
+        with self._pacer.lock:
+            self._wait_turn(at_least)
+            return self._send(url, None, attempt)
 
     def _send(self, url: str, params: dict[str, Any] | None, attempt: int) -> httpx.Response:
         self.stats.requests += 1
@@ -221,7 +253,7 @@ class ArxivClient:
         except httpx.TransportError as exc:
             raise _Retry(ArxivError(f"could not reach arXiv at {url}: {exc}", url=url, attempt=attempt)) from exc
         finally:
-            self._last_request = self.monotonic()
+            self._pacer.last = self.monotonic()
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         value = response.headers.get("Retry-After")
@@ -282,7 +314,7 @@ class ArxivClient:
             )
 
     def _backoff(self, attempt: int) -> float:
-        return min(MAX_BACKOFF_SECONDS, self.delay_seconds * (2 ** (attempt - 1)))
+        return min(MAX_BACKOFF_SECONDS, self.delay_seconds * 2.0 ** (attempt - 1))
 
     def request_page(self, params: dict[str, Any], *, query: str, start: int = 0) -> FeedPage:
         """GET one API page with these query parameters: cached, throttled, retried, validated."""
@@ -295,9 +327,8 @@ class ArxivClient:
                 return parse_atom(body)
         wait = 0.0
         for attempt in range(1, self.retries + 2):
-            self._wait_turn(wait)
             try:
-                response = self._send(url, None, attempt)
+                response = self._paced_send(url, attempt, wait)
                 self._check_status(response, query, attempt)
                 page = _parse(response.content, url, attempt)
                 self._validate(page, url, query, start, attempt)
@@ -391,9 +422,8 @@ class ArxivClient:
         if not self.rss_url:
             raise ArxivError("no arXiv RSS URL configured (DIGESTBOT_ARXIV_RSS_URL)", url=None, attempt=0)
         url = self.rss_url + "+".join(categories)
-        self._wait_turn()
         try:
-            response = self._send(url, None, 1)
+            response = self._paced_send(url, 1)
         except _Retry as retry:
             raise retry.error from None
         if response.status_code >= 400:

@@ -22,7 +22,7 @@ from digests.errors import ArxivEmptyPageError, ArxivError, ArxivHTTPError, Arxi
 from digests.settings import load_settings
 from digests.store import open_db
 
-ENTRY_RE = re.compile(rb"<entry>.*?</entry>", re.S)
+ENTRY_RE = re.compile(rb"<entry>.*?</entry>", re.DOTALL)
 HEADER = (
     b"<?xml version='1.0' encoding='UTF-8'?>\n"
     b'<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom"'
@@ -74,7 +74,7 @@ class FakeArxiv:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 params = parse_qs(urlsplit(self.path).query)
                 fake.requests.append({"path": self.path, "params": params, "headers": dict(self.headers)})
                 reply = fake.replies.popleft() if fake.replies else fake.handler(params)  # type: ignore[misc]
@@ -216,6 +216,50 @@ def test_paging_never_passes_the_result_cap(arxiv, make_client):
         (["40"], ["10"]),
     ]
     assert result.stopped == "cap" and len(result.papers) == 50
+
+
+def test_politeness_is_shared_by_every_client_of_one_host(arxiv, make_client, fake_time):
+    # A scheduled fetch and each /paper lookup build their own client; arXiv still sees one request per 3 s.
+    arxiv.handler = lambda q: ok(real("arxiv_api_2026_idlist_1207.7214.xml"))
+    make_client().lookup_id("1207.7214")
+    make_client().lookup_id("1207.7214")
+    assert fake_time.sleeps == [3.0]
+    other = FakeArxiv()
+    try:
+        other.handler = arxiv.handler
+        make_client(url=other.url).lookup_id("1207.7214")  # another host keeps its own pace
+    finally:
+        other.close()
+    assert fake_time.sleeps == [3.0] and len(arxiv.requests) == 2
+
+
+def test_one_request_in_flight_across_threads(arxiv, make_client):
+    body = real("arxiv_api_2026_idlist_1207.7214.xml")
+    first, gate, lock = threading.Event(), threading.Event(), threading.Lock()
+    inflight, peak = [0], [0]
+
+    def handler(q):
+        with lock:
+            inflight[0] += 1
+            peak[0] = max(peak[0], inflight[0])
+        if not first.is_set():
+            first.set()
+            gate.wait(10)
+        with lock:
+            inflight[0] -= 1
+        return ok(body)
+
+    arxiv.handler = handler
+    clients = [make_client(), make_client()]
+    found: list[object] = []
+    threads = [threading.Thread(target=lambda c=c: found.append(c.lookup_id("1207.7214"))) for c in clients]
+    threads[0].start()
+    assert first.wait(10)
+    threads[1].start()
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(found) == 2 and all(found) and len(arxiv.requests) == 2 and peak[0] == 1
 
 
 def test_page_size_is_capped_at_2000():

@@ -67,9 +67,7 @@ def _core_client(core, url: str, **kw) -> ArxivClient:
     fake_time = FakeTime()
     options = {"sleep": fake_time.sleep, "monotonic": fake_time.monotonic, "retries": 2}
     options.update(kw)
-    settings = core.settings.__class__(
-        **{**core.settings.__dict__, "arxiv_api_url": url}
-    )
+    settings = core.settings.__class__(**{**core.settings.__dict__, "arxiv_api_url": url})
     return ArxivClient.from_settings(settings, db=core.db, now=core.clock, **options)
 
 
@@ -132,63 +130,40 @@ def test_back_off_doubles_and_is_bounded(arxiv, fake_time):
 
 
 def test_malformed_200_body_is_retried_then_a_failed_run(fresh_core, fixed_now, arxiv):
-    arxiv.handler = lambda q: ok(
-        real("arxiv_web_2026_rate_exceeded_body.txt")
-    )  # "Rate exceeded." with HTTP 200
+    arxiv.handler = lambda q: ok(real("arxiv_web_2026_rate_exceeded_body.txt"))  # "Rate exceeded." with HTTP 200
     with _core_client(fresh_core, arxiv.url) as client:
         report = fetch_window(fresh_core, fixed_now, client=client)
     run = report.run
-    assert (
-        run.outcome == "failed"
-        and "malformed" in run.reason
-        and (run.requests, run.retries) == (3, 2)
-    )
+    assert run.outcome == "failed" and "malformed" in run.reason and (run.requests, run.retries) == (3, 2)
     assert last_runs(fresh_core, 1) == [run]
 
 
-def test_empty_first_page_while_results_promised_is_a_failed_run(
-    fresh_core, fixed_now, arxiv
-):
+def test_empty_first_page_while_results_promised_is_a_failed_run(fresh_core, fixed_now, arxiv):
     arxiv.handler = lambda q: ok(build_feed([], 120))
     with _core_client(fresh_core, arxiv.url) as client:
         run = fetch_window(fresh_core, fixed_now, client=client).run
-    assert (
-        run.outcome == "failed"
-        and "empty page at start=0" in run.reason
-        and run.papers == 0
-    )
+    assert run.outcome == "failed" and "empty page at start=0" in run.reason and run.papers == 0
 
 
 def test_timeout_is_a_failed_run(fresh_core, fixed_now, arxiv):
     arxiv.handler = lambda q: "hang"
     with _core_client(fresh_core, arxiv.url, timeout=0.2, retries=1) as client:
         run = fetch_window(fresh_core, fixed_now, client=client).run
-    assert (
-        run.outcome == "failed"
-        and "did not answer in time" in run.reason
-        and run.requests == 2
-    )
+    assert run.outcome == "failed" and "did not answer in time" in run.reason and run.requests == 2
 
 
 def test_cli_fetch_refused_connection_one_line_and_recorded(monkeypatch, tmp_path):
     config = tmp_path / "digestbot.toml"
     config.write_text("[arxiv]\ndelay_seconds = 0\nretries = 1\n")
     monkeypatch.setenv("DIGESTBOT_CONFIG", str(config))
-    monkeypatch.setenv(
-        "DIGESTBOT_ARXIV_API_URL", f"http://127.0.0.1:{_free_port()}/api/query"
-    )
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", f"http://127.0.0.1:{_free_port()}/api/query")
     result = CliRunner().invoke(cli, ["fetch"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert (
-        result.stderr.startswith("Error: arXiv fetch failed: could not reach arXiv")
-        and result.stderr.count("\n") == 1
+        result.stderr.startswith("Error: arXiv fetch failed: could not reach arXiv") and result.stderr.count("\n") == 1
     )
     status = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False)
-    assert (
-        "failed" in status.output
-        and "could not reach arXiv" in status.output
-        and "1 retries" in status.output
-    )
+    assert "failed" in status.output and "could not reach arXiv" in status.output and "1 retries" in status.output
 
 
 # -- issue 4, parsing: both formats, ids, categories, DOI/journal ref/comments, trimmed authors ---------
@@ -201,42 +176,22 @@ def test_every_recorded_api_response_parses(name):
     page = parse_atom((REALDATA / name).read_bytes())
     assert bool(page.error) == ("error" in name)
     for p in page.papers:
-        assert (
-            p.arxiv_id
-            and not re.search(r"v\d+$", p.arxiv_id)
-            and "/abs/" not in p.arxiv_id
-        )
+        assert p.arxiv_id and not re.search(r"v\d+$", p.arxiv_id) and "/abs/" not in p.arxiv_id
         assert p.title and p.abstract == " ".join(p.abstract.split())
         assert p.authors and all(a == " ".join(a.split()) for a in p.authors)
-        assert p.primary_category in p.categories and len(set(p.categories)) == len(
-            p.categories
-        )
+        assert p.primary_category in p.categories and len(set(p.categories)) == len(p.categories)
         assert p.published and p.published <= (p.updated or p.published)
 
 
 def test_legacy_crosslist_keeps_comment_journal_ref_and_doi():
-    p = parse_atom(
-        (
-            REALDATA
-            / "arxiv_api_2016_legacy_idlist_1111.2011v2_v2_doi_journalref_crosslist.xml"
-        ).read_bytes()
-    )
+    p = parse_atom((REALDATA / "arxiv_api_2016_legacy_idlist_1111.2011v2_v2_doi_journalref_crosslist.xml").read_bytes())
     paper = p.papers[0]
-    assert (
-        paper.comment
-        and paper.journal_ref
-        and paper.doi == "10.1103/PhysRevB.85.115117"
-    )
+    assert paper.comment and paper.journal_ref and paper.doi == "10.1103/PhysRevB.85.115117"
     assert "\n" not in paper.comment
 
 
 def test_latest_legacy_sample_2025_10():
-    page = parse_atom(
-        (
-            REALDATA
-            / "arxiv_api_2025-10_legacy_search_cat-cs.RO_AND_neural_2of5619.xml"
-        ).read_bytes()
-    )
+    page = parse_atom((REALDATA / "arxiv_api_2025-10_legacy_search_cat-cs.RO_AND_neural_2of5619.xml").read_bytes())
     assert page.total == 5619 and len(page.papers) == 2
     assert all(p.primary_category == "cs.RO" and p.version for p in page.papers)
 
@@ -244,9 +199,7 @@ def test_latest_legacy_sample_2025_10():
 # -- issue 4, client: "Query the union of the themes' categories", User-Agent with contact -------------
 
 
-def test_window_query_is_the_union_of_every_themes_categories(
-    monkeypatch, tmp_path, arxiv
-):
+def test_window_query_is_the_union_of_every_themes_categories(monkeypatch, tmp_path, arxiv):
     config = tmp_path / "digestbot.toml"
     config.write_text(
         '[arxiv]\ndelay_seconds = 0\ncontact = "me@lab.example"\n\n'
@@ -256,16 +209,12 @@ def test_window_query_is_the_union_of_every_themes_categories(
     )
     monkeypatch.setenv("DIGESTBOT_CONFIG", str(config))
     monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", arxiv.url)
-    arxiv.handler = lambda q: ok(
-        real("arxiv_api_2025-10_legacy_search_cat-cs.RO_AND_neural_2of5619.xml")
-    )
+    arxiv.handler = lambda q: ok(real("arxiv_api_2025-10_legacy_search_cat-cs.RO_AND_neural_2of5619.xml"))
     result = CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     query = arxiv.requests[0]["params"]["search_query"][0]
     cats = re.findall(r"cat:(\S+?)[ )]", query)
-    themes = json.loads(
-        CliRunner().invoke(cli, ["themes", "--json"], catch_exceptions=False).stdout
-    )
+    themes = json.loads(CliRunner().invoke(cli, ["themes", "--json"], catch_exceptions=False).stdout)
     assert set(cats) == {c for t in themes for c in t["categories"]} and "cs.RO" in cats
     assert "mailto:me@lab.example" in arxiv.requests[0]["headers"]["User-Agent"]
 
@@ -292,40 +241,27 @@ def test_fetch_json_objects_have_exactly_the_issue_fields(monkeypatch, tmp_path,
     config.write_text("[arxiv]\ndelay_seconds = 0\n")
     monkeypatch.setenv("DIGESTBOT_CONFIG", str(config))
     monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", arxiv.url)
-    arxiv.handler = lambda q: ok(
-        real("arxiv_api_2016_legacy_idlist_1111.2011v2_v2_doi_journalref_crosslist.xml")
-    )
-    data = json.loads(
-        CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False).stdout
-    )
+    arxiv.handler = lambda q: ok(real("arxiv_api_2016_legacy_idlist_1111.2011v2_v2_doi_journalref_crosslist.xml"))
+    data = json.loads(CliRunner().invoke(cli, ["fetch", "--json"], catch_exceptions=False).stdout)
     (obj,) = data
     assert set(obj) == FETCH_FIELDS
     assert (obj["arxiv_id"], obj["version"]) == ("1111.2011", 2)
     assert (
-        obj["categories"] == ["cond-mat.str-el", "cond-mat.stat-mech"]
-        and obj["primary_category"] == "cond-mat.str-el"
+        obj["categories"] == ["cond-mat.str-el", "cond-mat.stat-mech"] and obj["primary_category"] == "cond-mat.str-el"
     )
-    assert obj["published"] < obj["updated"] and all(
-        isinstance(v, float) for v in obj["scores"].values()
-    )
+    assert obj["published"] < obj["updated"] and all(isinstance(v, float) for v in obj["scores"].values())
 
 
-def _run_digestbot(
-    args: list[str], env: dict[str, str], tty: bool
-) -> tuple[int, bytes, bytes]:
+def _run_digestbot(args: list[str], env: dict[str, str], tty: bool) -> tuple[int, bytes, bytes]:
     """Run the real entry point; stderr is a pseudo-terminal when `tty`, else a pipe."""
     command = [sys.executable, "-m", "bot.cli_main", *args]
     if not tty:
-        done = subprocess.run(
-            command, env=env, capture_output=True, timeout=120, cwd=PROJECT, check=False
-        )
+        done = subprocess.run(command, env=env, capture_output=True, timeout=120, cwd=PROJECT, check=False)
         return done.returncode, done.stdout, done.stderr
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=follower, cwd=PROJECT
-    )
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=follower, cwd=PROJECT)
     os.close(follower)
     err = bytearray()
     while True:
@@ -343,14 +279,10 @@ def _run_digestbot(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_progress_bar_on_a_terminal_and_quiet_without_one(arxiv, tmp_path, env_setup):
-    arxiv.handler = lambda q: ok(
-        build_feed(unique_entries(int(q["start"][0]), 10), 30, int(q["start"][0]))
-    )
+    arxiv.handler = lambda q: ok(build_feed(unique_entries(int(q["start"][0]), 10), 30, int(q["start"][0])))
     config = tmp_path / "digestbot.toml"
     config.write_text("[arxiv]\ndelay_seconds = 0\npage_size = 10\n")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))}
     env.update(
         DIGESTBOT_CONFIG=str(config),
         DIGESTBOT_ARXIV_API_URL=arxiv.url,
@@ -358,11 +290,7 @@ def test_progress_bar_on_a_terminal_and_quiet_without_one(arxiv, tmp_path, env_s
     )
     code, out, err = _run_digestbot(["fetch"], env, tty=True)
     assert code == 0, err
-    assert (
-        b"Fetching arXiv [" in err
-        and b"page 3, 30/30 papers" in err
-        and b"30 papers stored" in out
-    )
+    assert b"Fetching arXiv [" in err and b"page 3, 30/30 papers" in err and b"30 papers stored" in out
     code, out, err = _run_digestbot(["fetch", "--days", "2"], env, tty=False)
     assert code == 0 and err == b"" and b"30 papers stored" in out
 
@@ -370,9 +298,7 @@ def test_progress_bar_on_a_terminal_and_quiet_without_one(arxiv, tmp_path, env_s
 # -- issue 4: upsert by versionless id, revision history, no downgrade ---------------------------------
 
 
-def test_newer_version_is_a_revision_and_an_older_one_changes_nothing(
-    fresh_core, fixed_now, arxiv
-):
+def test_newer_version_is_a_revision_and_an_older_one_changes_nothing(fresh_core, fixed_now, arxiv):
     from digests.catalog import get_by_arxiv_id, revisions_since
 
     entry = real_entries()[3]
@@ -384,21 +310,14 @@ def test_newer_version_is_a_revision_and_an_older_one_changes_nothing(
             fetch_window(fresh_core, fixed_now, days=days, client=client)
     paper = get_by_arxiv_id(fresh_core, arxiv_id)
     assert paper.version == 2 and paper.origin == "arxiv"
-    assert (paper.arxiv_id, 2) in {
-        (p.arxiv_id, v) for p, v in revisions_since(fresh_core, "2026-01-01")
-    }
-    assert (
-        len([p for p in fresh_core.db["papers"].rows_where("arxiv_id = ?", [arxiv_id])])
-        == 1
-    )
+    assert (paper.arxiv_id, 2) in {(p.arxiv_id, v) for p, v in revisions_since(fresh_core, "2026-01-01")}
+    assert len([p for p in fresh_core.db["papers"].rows_where("arxiv_id = ?", [arxiv_id])]) == 1
 
 
 # -- issue 3 + 4: enrichment fills the real title of an untitled seed; the rest is logged ---------------
 
 
-def test_enrichment_fills_an_untitled_seed_and_papers_json_shows_it(
-    fresh_core, arxiv, caplog
-):
+def test_enrichment_fills_an_untitled_seed_and_papers_json_shows_it(fresh_core, arxiv, caplog):
     from xml.sax.saxutils import escape
 
     from digests.catalog import get_paper, seed_papers
@@ -429,29 +348,15 @@ def test_enrichment_fills_an_untitled_seed_and_papers_json_shows_it(
         7,
         "Attention Is All You Need",
     )
-    assert paper.authors[0] == "Ashish Vaswani" and not paper.display_title.startswith(
-        "[untitled]"
-    )
+    assert paper.authors[0] == "Ashish Vaswani" and not paper.display_title.startswith("[untitled]")
     logged = [r.getMessage() for r in caplog.records if r.name == "digests.fetch"]
     assert report.unmatched and len(logged) == len(report.unmatched)
     assert all(m.startswith("no confident arXiv match") for m in logged)
-    data = json.loads(
-        CliRunner().invoke(cli, ["papers", "--json"], catch_exceptions=False).stdout
-    )
+    data = json.loads(CliRunner().invoke(cli, ["papers", "--json"], catch_exceptions=False).stdout)
     obj = next(o for o in data if o["id"] == untitled.id)
-    assert (
-        obj["arxiv_id"] == "1706.03762"
-        and "1706.03762" in obj["url"]
-        and obj["origin"] == "seed"
-    )
-    assert obj["sources"] == [
-        {"file": s.file, "line": s.line} for s in untitled.sources
-    ]
-    found = json.loads(
-        CliRunner()
-        .invoke(cli, ["paper", "1706.03762v7", "--json"], catch_exceptions=False)
-        .stdout
-    )
+    assert obj["arxiv_id"] == "1706.03762" and "1706.03762" in obj["url"] and obj["origin"] == "seed"
+    assert obj["sources"] == [{"file": s.file, "line": s.line} for s in untitled.sources]
+    found = json.loads(CliRunner().invoke(cli, ["paper", "1706.03762v7", "--json"], catch_exceptions=False).stdout)
     assert found[0]["id"] == untitled.id
 
 
@@ -471,42 +376,23 @@ PAPER_FIELDS = {
 
 
 def test_papers_json_fields_and_sources_point_at_the_seed_lines(env_setup):
-    data = json.loads(
-        CliRunner().invoke(cli, ["papers", "--json"], catch_exceptions=False).stdout
-    )
+    data = json.loads(CliRunner().invoke(cli, ["papers", "--json"], catch_exceptions=False).stdout)
     assert len(data) == 36 and all(PAPER_FIELDS <= set(o) for o in data)
     seeds = PROJECT / "seeds"
     for obj in data:
         assert obj["origin"] == "seed" and obj["arxiv_id"] is None and obj["sources"]
         for src in obj["sources"]:
             assert set(src) == {"file", "line"} and isinstance(src["line"], int)
-            assert (
-                (seeds / src["file"])
-                .read_text(encoding="utf-8")
-                .splitlines()[src["line"] - 1]
-                .strip()
-            )
-    themed = json.loads(
-        CliRunner()
-        .invoke(cli, ["papers", "--theme", "rlhf", "--json"], catch_exceptions=False)
-        .stdout
-    )
-    assert (
-        themed
-        and all("rlhf" in o["themes"] for o in themed)
-        and len(themed) < len(data)
-    )
+            assert (seeds / src["file"]).read_text(encoding="utf-8").splitlines()[src["line"] - 1].strip()
+    themed = json.loads(CliRunner().invoke(cli, ["papers", "--theme", "rlhf", "--json"], catch_exceptions=False).stdout)
+    assert themed and all("rlhf" in o["themes"] for o in themed) and len(themed) < len(data)
 
 
 def test_themes_json_fields():
-    data = json.loads(
-        CliRunner().invoke(cli, ["themes", "--json"], catch_exceptions=False).stdout
-    )
+    data = json.loads(CliRunner().invoke(cli, ["themes", "--json"], catch_exceptions=False).stdout)
     assert len(data) >= 5
     for theme in data:
-        assert {"name", "description", "keywords", "categories", "exemplars"} <= set(
-            theme
-        )
+        assert {"name", "description", "keywords", "categories", "exemplars"} <= set(theme)
         assert theme["keywords"] and theme["categories"] and theme["exemplars"]
 
 
@@ -540,9 +426,7 @@ HOSTILE = [
 @pytest.mark.parametrize("query", HOSTILE, ids=lambda q: repr(q[:12]))
 def test_paper_hostile_text_gives_results_or_one_line(query):
     result = CliRunner().invoke(cli, ["paper", "--limit", "3", "--", query])
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception
-    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     if result.exit_code == 0:
         assert result.output.strip()
@@ -569,50 +453,21 @@ def test_paper_hostile_text_gives_results_or_one_line(query):
     ],
 )
 def test_paper_exact_partial_title_and_free_words_rank_best_first(query, title):
-    data = json.loads(
-        CliRunner()
-        .invoke(cli, ["paper", query, "--json"], catch_exceptions=False)
-        .stdout
-    )
-    assert data[0]["title"] == title and data[0]["score"] >= max(
-        o["score"] for o in data
-    )
+    data = json.loads(CliRunner().invoke(cli, ["paper", query, "--json"], catch_exceptions=False).stdout)
+    assert data[0]["title"] == title and data[0]["score"] >= max(o["score"] for o in data)
 
 
 def test_catalog_import_is_all_or_nothing_with_the_line_number(tmp_path):
     path = tmp_path / "reading.jsonl"
     good = {"title": "Quokka alignment study", "authors": ["Ada Lovelace"]}
-    path.write_text(
-        json.dumps(good)
-        + "\n\n"
-        + json.dumps(good | {"title": "Second"})
-        + "\n{broken\n"
-    )
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps(good | {"title": "Second"}) + "\n{broken\n")
     result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
-    assert (
-        result.exit_code == 1
-        and "line 4" in result.stderr
-        and result.stderr.count("\n") == 1
-    )
-    assert (
-        "Quokka"
-        not in CliRunner().invoke(cli, ["papers"], catch_exceptions=False).output
-    )
+    assert result.exit_code == 1 and "line 4" in result.stderr and result.stderr.count("\n") == 1
+    assert "Quokka" not in CliRunner().invoke(cli, ["papers"], catch_exceptions=False).output
     path.write_text(json.dumps(good) + "\n")
-    assert (
-        CliRunner()
-        .invoke(cli, ["catalog", "import", str(path)], catch_exceptions=False)
-        .exit_code
-        == 0
-    )
-    data = json.loads(
-        CliRunner()
-        .invoke(cli, ["paper", "quokka alignment", "--json"], catch_exceptions=False)
-        .stdout
-    )
-    assert data[0]["title"] == "Quokka alignment study" and data[0]["sources"] == [
-        {"file": "reading.jsonl", "line": 1}
-    ]
+    assert CliRunner().invoke(cli, ["catalog", "import", str(path)], catch_exceptions=False).exit_code == 0
+    data = json.loads(CliRunner().invoke(cli, ["paper", "quokka alignment", "--json"], catch_exceptions=False).stdout)
+    assert data[0]["title"] == "Quokka alignment study" and data[0]["sources"] == [{"file": "reading.jsonl", "line": 1}]
 
 
 def _commands(group, path=()):
