@@ -164,6 +164,7 @@ async def _sync(core: Any, guild_id: int | None, clear: bool = False) -> list[st
         build_discord_client,
         login,
         require_token,
+        shared_lane,
         sync_commands,
     )
 
@@ -174,6 +175,7 @@ async def _sync(core: Any, guild_id: int | None, clear: bool = False) -> list[st
         synced = await sync_commands(client, guild_id, clear=clear) or []
     finally:
         await client.close()
+        shared_lane(core, "catalog").close()
     return [command.name for command in synced]
 
 

@@ -2,8 +2,11 @@
 
 `/paper query:` and the `/digest` group (subscribe, unsubscribe, topics, schedule, preview, status, help) carry the
 same names and options as Slack. Each callback translates the interaction into an `Invocation`, defers, runs the
-neutral command in a single-thread lane (never on the event loop), and sends `render_discord_reply(...)` as a
-followup with no mentions allowed. Autocomplete runs in its own lane so typing never waits behind a slow command.
+neutral command on a lane (never on the event loop), and sends `render_discord_reply(...)` as a followup with no
+mentions allowed. Commands use the process-wide lanes of bot.deliver, shared with Slack and the scheduler: the
+catalog lane (SQLite writes one at a time) and, for `/paper <arXiv id>` not in the catalog, the arXiv lane (one
+arXiv request at a time). Autocomplete only reads, on a lane of its own, so typing never waits behind a command
+or a digest fan-out.
 
 The REST base comes from `settings.discord_api_url` (`DIGESTBOT_DISCORD_API_URL`); `use_api_base` is the one place
 that points discord.py at it, so tests and outside checks run the real discord.py HTTP client against a loopback
@@ -159,16 +162,30 @@ def shorten(text: str, limit: int = DISCORD_DESCRIPTION_MAX) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(".,;:") + "\u2026"
 
 
+def lane_for(core: Core, command: Command, args: dict[str, Any]) -> str:
+    """Return the lane a command needs: `arxiv` only for `/paper <arXiv id>` that isn't in the catalog yet."""
+    from digests.catalog import get_by_arxiv_id, parse_arxiv_ref
+
+    ref = parse_arxiv_ref(str(args.get("query") or "")) if command.name == "paper" else None
+    if ref is None or get_by_arxiv_id(core, ref[0]) is not None:
+        return "catalog"
+    return "arxiv"
+
+
+def shared_lane(core: Core, name: str) -> Any:
+    """Return the process-wide `catalog` or `arxiv` lane (bot.deliver), created on first use."""
+    from bot.deliver import arxiv_lane, catalog_lane
+
+    return arxiv_lane(core) if name == "arxiv" else catalog_lane(core)
+
+
 class DigestClient(discord.Client):
-    """The bot: a Client with the generated command tree and two core lanes (commands, autocomplete)."""
+    """The bot: a Client with the generated command tree; commands on the shared lanes, autocomplete on its own."""
 
     def __init__(self, core: Core, *, intents: discord.Intents | None = None) -> None:
         super().__init__(intents=intents or minimal_intents())
         self.core = core
-        self.lanes = {
-            "command": CoreLane(core, "command"),
-            "autocomplete": CoreLane(core, "autocomplete"),
-        }
+        self.lanes = {"autocomplete": CoreLane(core, "autocomplete")}
         self.tree = app_commands.CommandTree(self)
         self.sync_on_start = True
         self._typing: dict[tuple[str, str, str | None, str], int] = {}
@@ -183,7 +200,7 @@ class DigestClient(discord.Client):
             )
 
     async def close(self) -> None:
-        """Close the connection and stop the lanes."""
+        """Close the connection and stop the autocomplete lane (the shared lanes belong to the process)."""
         await super().close()
         for lane in self.lanes.values():
             lane.close()
@@ -212,7 +229,9 @@ class DigestClient(discord.Client):
         await interaction.response.defer(ephemeral=not public, thinking=True)
         values = {k: v for k, v in args.items() if v is not None}
         try:
-            reply = await self.lanes["command"].run(
+            catalog = shared_lane(self.core, "catalog")
+            name = await catalog.run(lane_for, command, values)
+            reply = await shared_lane(self.core, name).run(
                 run_sub, inv, command.name, command.sub, values
             )
         except Exception:
@@ -420,7 +439,7 @@ async def sync_commands(
     payload = [c.to_dict(tree) for c in tree.get_commands(guild=guild)]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     key = f"discord.commands_sha256.{guild_id or 'global'}"
-    lane = client.lanes["command"]
+    lane = shared_lane(client.core, "catalog")
     if only_if_changed and await lane.run(_meta_get, key) == digest:
         log.info("Discord commands unchanged for %s; not syncing", guild_id or "global")
         return None
@@ -440,7 +459,7 @@ def _meta_get(core: Core, key: str) -> str | None:
 
 
 def _meta_set(core: Core, key: str, value: str) -> None:
-    with core.db.conn:
+    with core.db.atomic():
         core.db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]
         )

@@ -111,6 +111,15 @@ async def client(api, fresh_core):
     await login(bot, "good-token")
     yield bot
     await bot.close()
+    close_shared_lanes(core)
+
+
+def close_shared_lanes(core) -> None:
+    """Stop the process-wide lanes the commands ran on (the runner does this at shutdown)."""
+    from bot.deliver import arxiv_lane, catalog_lane
+
+    catalog_lane(core).close()
+    arxiv_lane(core).close()
 
 
 async def dispatch(client, payload: dict) -> None:
