@@ -63,6 +63,8 @@ INVALID_BUDGET = 1000
 HISTORY_LIMIT = 50
 """Messages `find_posted` reads back from a channel (one GET; needs Read Message History)."""
 ALLOWED_MENTIONS_NONE: dict[str, list[str]] = {"parse": []}
+GLOBAL_CODE = "global"
+"""DeliveryError code of a global 429: the ledger (bot.deliver.GLOBAL_LIMIT_CODES) then pauses every channel."""
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -383,10 +385,12 @@ class DiscordPoster:
                 "invalid_request_budget",
                 retry_after=budget_wait,
             )
-        wait = max(self.global_until, self.route_until.get(route, 0.0)) - self.clock()
+        now = self.clock()
+        wait = max(self.global_until, self.route_until.get(route, 0.0)) - now
         if wait > MAX_INLINE_WAIT:
+            code = GLOBAL_CODE if self.global_until - now >= wait else 429
             raise self._error(
-                channel_key, "Discord asked us to wait", 429, retry_after=wait
+                channel_key, "Discord asked us to wait", code, retry_after=wait
             )
         if wait > 0:
             await self.sleep(wait)
@@ -432,7 +436,10 @@ class DiscordPoster:
         )
         if attempt > MAX_RATE_LIMIT_RETRIES or retry_after > MAX_INLINE_WAIT:
             raise self._error(
-                channel_key, "Discord is rate-limiting us", 429, retry_after=retry_after
+                channel_key,
+                "Discord is rate-limiting us",
+                GLOBAL_CODE if is_global else 429,
+                retry_after=retry_after,
             )
 
     def _client_error(
