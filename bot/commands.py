@@ -776,9 +776,16 @@ def autocomplete(core: Core, command: str, sub: str | None, option: str, partial
     """Return up to 25 (name, value) choices for `option` given what the user typed so far."""
     cmd = find_command(command, sub)
     kind = next((o.kind for o in cmd.options if o.name == option), None) if cmd else None
-    partial = " ".join((partial or "").split())[:CHOICE_MAX]
+    raw = partial or ""
+    partial = " ".join(raw.split())[:CHOICE_MAX] + (" " if raw.endswith(" ") and raw.strip() else "")
     if kind == "query":
-        return _complete_paper(core, partial)
+        from digests.errors import DigestBotError
+
+        try:
+            return _complete_paper(core, partial)
+        except DigestBotError as exc:
+            log.warning("autocomplete for %r failed: %s", partial[:40], exc)
+            return []
     if kind == "theme":
         return _complete_theme(core, partial)
     if kind == "tz":
@@ -801,48 +808,56 @@ def _complete_paper(core: Core, partial: str) -> list[tuple[str, str]]:
 
     if not catalog.query_terms(partial) and catalog.parse_arxiv_ref(partial) is None:
         return []
-    words = partial.split()
-    found: list[Paper] = []
-    if words and not partial.endswith(" "):
-        head, stem = " ".join(words[:-1]), catalog.normalize_title(words[-1]) or ""
-        pool = [p for p, _ in catalog.search(core, head, limit=MAX_CHOICES * 4)] if head else _titled_papers(core)
-        found = [p for p in pool if stem and any(w.startswith(stem) for w in _title_words(p))]
-    found += [p for p, _ in catalog.search(core, partial, limit=MAX_CHOICES) if p not in found]
-    return [_choice(p.display_title, p.arxiv_id or p.display_title) for p in found[:MAX_CHOICES]]
+    found: dict[int | None, Paper] = {}
+    if not partial.endswith(" "):
+        for paper in catalog.get_papers(core, _title_prefix_ids(core, partial)):
+            found.setdefault(paper.id, paper)
+    for paper, _ in catalog.search(core, partial, limit=MAX_CHOICES):
+        found.setdefault(paper.id, paper)
+    return [_choice(p.display_title, p.arxiv_id or p.display_title) for p in list(found.values())[:MAX_CHOICES]]
 
 
-def _title_words(paper: Paper) -> list[str]:
-    from digests.catalog import normalize_title
-
-    return (normalize_title(paper.title) or "").split()
+PREFIX_MIN_CHARS = 2
+"""A one-letter prefix matches too much of a large catalog to be worth an index scan."""
 
 
-def _titled_papers(core: Core) -> list[Paper]:
-    """Return the seed papers (memoised per catalog version) for prefix completion of a single word."""
+def _title_prefix_ids(core: Core, partial: str) -> list[int]:
+    """Return ids of papers whose title has the finished words and a word starting with the unfinished one.
+
+    Uses the catalog's title-only FTS5 index with every word quoted (never raw user syntax) and the
+    newest matches first without ranking, so a common prefix stays cheap on a million papers.
+    """
+    import sqlite3
+
     from digests import catalog
 
-    key = f"commands.titled:{catalog.catalog_version(core)}"
-    if key not in core.cache:
-        core.cache[key] = [p for p in catalog.seed_papers(core) if p.title]
-    return core.cache[key]  # type: ignore[return-value]
+    terms = catalog.query_terms(partial)
+    if not terms or len(terms[-1]) < PREFIX_MIN_CHARS:
+        return []
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    match = " ".join(quoted[:-1] + [quoted[-1] + "*"])
+    try:
+        rows = core.db.execute(
+            "SELECT rowid FROM papers_title_fts WHERE papers_title_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+            [match, MAX_CHOICES],
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        log.warning("title prefix lookup failed for %r: %s", partial[:40], exc)
+        return []
+    return [int(r[0]) for r in rows]
 
 
 def _complete_theme(core: Core, partial: str) -> list[tuple[str, str]]:
+    """Complete the last theme word of `partial`, keeping the themes typed before it and skipping repeats."""
     words = partial.split()
     last = words[-1].casefold() if words and not partial.endswith(" ") else ""
-    head = " ".join(words[:-1] if last else words)
-    prefix = f"{head} " if head else ""
+    done = words[:-1] if last else words
+    prefix = " ".join(done) + " " if done else ""
     out = []
     for t in core.themes:
-        if t.name in words[:-1]:
+        if t.name in done or not (not last or last in t.name.casefold() or last in t.label.casefold()):
             continue
-        if not last or last in t.name.casefold() or last in t.label.casefold():
-            out.append(
-                _choice(
-                    f"{prefix}{t.name}: {t.label}" if not prefix else f"{prefix}{t.name}",
-                    f"{prefix}{t.name}",
-                )
-            )
+        out.append(_choice(f"{prefix}{t.name}" if prefix else f"{t.name}: {t.label}", f"{prefix}{t.name}"))
     return out[:MAX_CHOICES]
 
 

@@ -397,6 +397,9 @@ def test_autocomplete_paper_titles_with_unfinished_word(fresh_core):
     assert choices and choices[0][0].startswith("Constitutional AI")
     assert all(len(n) <= 100 and len(v) <= 100 for n, v in choices)
     assert autocomplete(fresh_core, "paper", None, "query", "") == []
+    assert autocomplete(fresh_core, "paper", None, "query", "training lang")[0][0].startswith(
+        "Training language models"
+    )
     assert len(autocomplete(fresh_core, "paper", None, "query", "language models")) <= MAX_CHOICES
 
 
@@ -445,3 +448,16 @@ def test_console_operator_may_always_change(fresh_core, fixed_now):
     fresh_core.settings = replace(fresh_core.settings, admins=("UADMIN",))
     inv = Invocation("console", "console:local", "console", now=fixed_now)
     assert digest(fresh_core, inv, "subscribe rlhf").ok
+
+
+@pytest.mark.parametrize("partial", HOSTILE)
+def test_autocomplete_hostile_partials(fresh_core, partial):
+    for option, sub in (("query", None), ("theme", "subscribe"), ("tz", "schedule"), ("day", "schedule")):
+        command = "paper" if option == "query" else "digest"
+        choices = autocomplete(fresh_core, command, sub, option, partial)
+        assert len(choices) <= MAX_CHOICES and all(len(n) <= 100 and len(v) <= 100 for n, v in choices)
+
+
+def test_autocomplete_theme_after_a_space_offers_the_next_theme(fresh_core):
+    choices = autocomplete(fresh_core, "digest", "subscribe", "theme", "rlhf ")
+    assert choices and all(v.startswith("rlhf ") for _, v in choices) and ("rlhf rlhf", "rlhf rlhf") not in choices
