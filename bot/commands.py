@@ -871,10 +871,7 @@ def _complete_tz(partial: str) -> list[tuple[str, str]]:
 
 def commands_markdown() -> str:
     """Return the README "Commands" table generated from `COMMANDS`."""
-    rows = [
-        "| Command | What it does | Example | Changes the channel |",
-        "|---|---|---|---|",
-    ]
+    rows = ["| Command | What it does | Example |", "|---|---|---|"]
     for c in COMMANDS:
-        rows.append(f"| `{c.usage}` | {c.help} | `{c.example}` | {'yes' if c.changes_subscription else ''} |")
+        rows.append(f"| `{c.usage}` | {c.help} | `{c.example}` |")
     return "\n".join(rows)
