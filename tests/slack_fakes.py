@@ -102,6 +102,10 @@ class FakeSlackAPI:
 
     team_id: str = TEAM_ID
     bot_token: str = TEST_BOT_TOKEN
+    app_token: str = TEST_APP_TOKEN
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    """Envelope acks the app sent back over the Socket Mode websocket."""
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     scripts: dict[str, list[Scripted]] = field(default_factory=dict)
@@ -116,6 +120,7 @@ class FakeSlackAPI:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -125,6 +130,8 @@ class FakeSlackAPI:
 
     async def stop(self) -> None:
         """Shut the server down."""
+        for ws in self._sockets:
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -190,7 +197,8 @@ class FakeSlackAPI:
         body = await self._read(request)
         headers = dict(request.headers)
         scripted = self._next_script(method)
-        if scripted is None and headers.get("Authorization") != f"Bearer {self.bot_token}":
+        token = self.app_token if method == "apps.connections.open" else self.bot_token
+        if scripted is None and headers.get("Authorization") != f"Bearer {token}":
             scripted = Scripted(error="invalid_auth")
         status = scripted.status if scripted else 200
         await self._record(Call(method, body, headers, status))
@@ -208,6 +216,8 @@ class FakeSlackAPI:
             return self._post(body)
         if method == "conversations.history":
             return self._history(body)
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return {"ok": True}
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +240,28 @@ class FakeSlackAPI:
         include_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
         shown = [m if include_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
         return {"ok": True, "messages": shown, "has_more": False}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then record every envelope ack the app sends back."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}})
+        async for msg in ws:
+            if msg.type.name == "TEXT":
+                self.socket_acks.append(json.loads(msg.data))
+                assert self._changed is not None
+                async with self._changed:
+                    self._changed.notify_all()
+        return ws
+
+    async def push_slash_command(self, envelope_id: str, form_body: str) -> None:
+        """Send a slash command to the connected app the way Socket Mode does (an envelope)."""
+        await self.wait_for(lambda f: bool(f._sockets))
+        payload = dict(urllib.parse.parse_qsl(form_body, keep_blank_values=True))
+        envelope = {"envelope_id": envelope_id, "type": "slash_commands", "payload": payload,
+                    "accepts_response_payload": True}
+        await self._sockets[-1].send_json(envelope)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await self._read(request)

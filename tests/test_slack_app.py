@@ -275,11 +275,12 @@ async def test_run_slack_with_refused_bot_token_names_it(slack_core, slack_api):
 
 
 async def test_run_slack_with_refused_app_token_names_it(slack_core, slack_api):
+    revoked = "xapp-1-revoked-app-token"
     with pytest.raises(ConfigError) as info:
-        await run_slack(_with(slack_core, slack_app_token=TEST_APP_TOKEN))
-    assert "SLACK_APP_TOKEN" in str(info.value) and TEST_APP_TOKEN not in str(info.value)
+        await asyncio.wait_for(run_slack(_with(slack_core, slack_app_token=revoked)), 30)
+    assert "SLACK_APP_TOKEN" in str(info.value) and revoked not in str(info.value)
     [call] = slack_api.of("apps.connections.open")
-    assert call.headers["Authorization"] == f"Bearer {TEST_APP_TOKEN}"
+    assert call.headers["Authorization"] == f"Bearer {revoked}"
 
 
 async def test_run_slack_http_mode_serves_and_never_logs_tokens(slack_core, slack_api, caplog):
@@ -330,3 +331,21 @@ async def test_subscription_change_follows_the_reply_visibility(app_server, slac
     await slack_api.wait_for(lambda f: len(f.of("response")) == 1)
     [reply] = responses(slack_api)
     assert reply["response_type"] == "in_channel" and theme in reply["text"]
+
+
+async def test_run_slack_socket_mode_acks_over_the_websocket(slack_core, slack_api):
+    """Socket Mode for real: apps.connections.open, a websocket, an envelope in, its ack out, then the answer."""
+    ready: asyncio.Future = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(run_slack(_with(slack_core, slack_app_token=TEST_APP_TOKEN, slack_signing_secret=None),
+                                           on_ready=ready.set_result))
+    try:
+        info = await asyncio.wait_for(ready, 20)
+        assert info["mode"] == "socket" and info["team_id"] == TEAM_ID
+        await slack_api.push_slash_command("env-1", slash_body("/digest", "help", slack_api.response_url()))
+        await slack_api.wait_for(lambda f: any(a.get("envelope_id") == "env-1" for a in f.socket_acks))
+        await slack_api.wait_for(lambda f: len(f.of("response")) == 1)
+        assert "/paper" in json.dumps(responses(slack_api)[0])
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -73,8 +73,16 @@ async def test_check_reports_the_workspace(slack_api):
 
 
 async def test_check_with_refused_app_token_names_it(slack_api):
+    revoked = "xapp-1-revoked-app-token"
+    env = {"SLACK_BOT_TOKEN": TEST_BOT_TOKEN, "SLACK_APP_TOKEN": revoked, "DIGESTBOT_SLACK_API_URL": slack_api.api_url}
+    result = await _invoke(["slack", "check"], env)
+    assert result.exit_code == 1
+    assert "SLACK_APP_TOKEN" in result.output and revoked not in result.output
+
+
+async def test_check_with_good_app_token_reports_socket_mode(slack_api):
     env = {"SLACK_BOT_TOKEN": TEST_BOT_TOKEN, "SLACK_APP_TOKEN": TEST_APP_TOKEN,
            "DIGESTBOT_SLACK_API_URL": slack_api.api_url}
     result = await _invoke(["slack", "check"], env)
-    assert result.exit_code == 1
-    assert "SLACK_APP_TOKEN" in result.output and TEST_APP_TOKEN not in result.output
+    assert result.exit_code == 0, result.output
+    assert "Mode: socket" in result.output
