@@ -217,6 +217,9 @@ def render_discord_reply(reply: Reply) -> dict[str, Any]:
         lines.append("Did you mean: " + _esc(", ".join(reply.suggestions), LINE_MAX) + "?")
     content = _join_within(lines, DISCORD_CONTENT_MAX) if lines else ""
     embeds = [card_embed(card) for card in reply.cards]
+    rest = lines[len(content.splitlines()) :] if lines else []
+    if rest:  # a long list (many themes) continues in an embed rather than being cut
+        embeds.insert(0, {"description": _join_within(rest, DISCORD_EMBED_DESCRIPTION_MAX), "color": COLOR_NOTE})
     if reply.digest is not None:
         body, closing = _digest_embeds(reply.digest)
         content = _join_within(

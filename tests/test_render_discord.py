@@ -164,3 +164,11 @@ def test_blank_fields_never_give_empty_titles():
     assert main["content"] == "**Paper digest**"
     assert all(e.get("title", "x").strip() for e in main["embeds"])
     assert "description" not in main["embeds"][-1]
+
+
+def test_long_reply_text_continues_in_an_embed():
+    lines = [f"\u2022 theme-{n}: " + "a fairly long description of the theme " * 3 for n in range(40)]
+    message = render_discord_reply(Reply("\n".join(lines)))
+    assert_within_limits(message)
+    shown = message["content"].splitlines() + message["embeds"][0]["description"].splitlines()
+    assert len(shown) == 40 and shown[-1].startswith("\u2022 theme-39")
