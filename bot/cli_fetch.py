@@ -56,7 +56,7 @@ def _run_line(run: Any) -> str:
     )
     if scanned:
         line += f"  [{scanned}]"
-    if run.reason and run.outcome != "ok":
+    if run.reason:
         line += f"\n    {run.reason}"
     return line
 

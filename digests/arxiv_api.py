@@ -103,7 +103,12 @@ class HttpCache:
         return bytes(rows[0]["body"]) if rows else None
 
     def put(self, url: str, day: str, status: int, body: bytes, now: datetime) -> None:
-        """Store a validated body for `url`, replacing any earlier day's."""
+        """Store a validated body for `url`; bodies from earlier announcement days are dropped.
+
+        An earlier day's body can never be served again (`get` asks for today's), and the window in a
+        fetch URL moves every day, so without the prune every day's pages would pile up for good.
+        """
+        self.db.execute("DELETE FROM http_cache WHERE day < ?", [day])
         self.db.table("http_cache").upsert(
             {
                 "key": self.key(url),

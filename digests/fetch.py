@@ -65,7 +65,7 @@ def record_run(core: Core, run: FetchRun) -> FetchRun:
         "papers": run.papers,
         "scanned_json": json.dumps(run.scanned, sort_keys=True),
     }
-    table = core.db["fetch_runs"]
+    table = core.db.table("fetch_runs")
     if run.id is not None:
         table.update(run.id, row)
         return run
@@ -182,6 +182,8 @@ def fetch_window(
             client.fetch_query(query, window_start=run.window_start, result=result, progress=progress)
         except ArxivError as exc:
             outcome, reason = "failed", str(exc)
+        if outcome == "ok":
+            reason = _partial_note(result)
         if result.papers:
             papers, scores = _store_and_score(core, _dedupe(result.papers), now)
         elif outcome == "ok":
@@ -194,6 +196,20 @@ def fetch_window(
         if own_client:
             client.close()
     return FetchReport(run=run, papers=papers, scores=scores)
+
+
+_STOPPED = {
+    "cap": "stopped at the result cap; arXiv serves at most 30,000 per query",
+    "no-new-ids": "arXiv sent a page with no papers not seen before",
+}
+
+
+def _partial_note(result: QueryResult) -> str | None:
+    """Say so when paging stopped short of the total arXiv reported, so an incomplete scan is never silent."""
+    if result.stopped in _STOPPED and result.total is not None and len(result.papers) < result.total:
+        scanned = f"scanned {len(result.papers)} of the {result.total} results arXiv reported"
+        return f"partial: {scanned} ({_STOPPED[result.stopped]})"
+    return None
 
 
 def _started_run(now: datetime, start: datetime, end: datetime, query: str) -> FetchRun:

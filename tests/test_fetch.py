@@ -350,3 +350,31 @@ def test_fetched_seed_paper_is_scored_but_keeps_its_seed_tags(fresh_core, fixed_
     adopted = report.papers[0]
     assert adopted.id == seed.id and adopted.arxiv_id and len(report.scores[seed.id]) == len(fresh_core.themes)
     assert scores_for(fresh_core, seed.id) == tags_before
+
+
+def test_a_scan_cut_short_is_recorded_as_partial_not_silently_ok(fresh_core, fixed_now, arxiv, client_for):
+    # a server that ignores `start`: the same 100 papers of a claimed 214881 on every page
+    arxiv.handler = lambda q: ok(real("arxiv_api_2026_search_all-testing_start0_max100.xml"))
+    run = fetch_window(fresh_core, fixed_now, client=client_for(fresh_core, page_size=100)).run
+    assert run.outcome == "ok" and run.papers == 100
+    assert run.reason.startswith("partial: scanned 100 of the 214881 results arXiv reported")
+
+
+def test_cli_status_shows_a_partial_run(cli_env):
+    cli_env.handler = lambda q: ok(real("arxiv_api_2026_search_cat-cs.AI_OR_cat-cs.LG_max50.xml"))
+    CliRunner().invoke(cli, ["fetch"], catch_exceptions=False)
+    status = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False).output
+    assert "ok" in status and "partial: scanned 50 of the 386601 results" in status
+
+
+def test_cache_keeps_only_the_current_announcement_day(fresh_core):
+    from datetime import datetime
+
+    from digests.arxiv_api import HttpCache
+
+    cache = HttpCache(fresh_core.db)
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    cache.put("http://a/q?window=1", "2026-11-24", 200, b"<feed/>", now)
+    cache.put("http://a/q?window=2", "2026-11-25", 200, b"<feed/>", now)
+    assert cache.get("http://a/q?window=1", "2026-11-24") is None
+    assert [r["day"] for r in fresh_core.db.query("SELECT day FROM http_cache")] == ["2026-11-25"]
