@@ -26,6 +26,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack_poster import PERMANENT_ERRORS, SLACK_FAILURES
 from digests.errors import ConfigError, DigestBotError
 
 if TYPE_CHECKING:
@@ -145,8 +146,6 @@ def run_command(core: "Core", command: str, key: str, user: str, text: str) -> d
 
 def broken_text(reason: str) -> str:
     """Return a broken reason in words: the ledger stores Slack's error code (`not_in_channel`)."""
-    from bot.slack_poster import PERMANENT_ERRORS
-
     code = reason.split(":", 1)[0].strip()
     return f"{PERMANENT_ERRORS[code]} ({code})" if code in PERMANENT_ERRORS and code == reason.strip() else reason
 
@@ -185,14 +184,15 @@ async def answer(respond: Any, client: AsyncWebClient, body: dict[str, Any], mes
             if result.status_code == 200:
                 return
             log.warning("response URL refused the reply (HTTP %s) for %s", result.status_code, body.get("command"))
-        except Exception as exc:  # network trouble: fall through to the Web API
+        except SLACK_FAILURES as exc:  # network trouble: fall through to the Web API
             log.warning("response URL failed for %s: %s", body.get("command"), type(exc).__name__)
     try:
         await client.chat_postEphemeral(
             channel=body["channel_id"], user=body["user_id"], text=message["text"], blocks=message.get("blocks")
         )
-    except SlackApiError as exc:
-        log.error("could not answer %s in %s: %s", body.get("command"), body.get("channel_id"), exc.response.get("error"))
+    except SLACK_FAILURES as exc:
+        code = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+        log.error("could not answer %s in %s: %s", body.get("command"), body.get("channel_id"), code)
 
 
 def _record_failure(core: "Core", key: str, user: str, command: str) -> None:

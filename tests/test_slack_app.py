@@ -349,3 +349,11 @@ async def test_run_slack_socket_mode_acks_over_the_websocket(slack_core, slack_a
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_expired_response_url_falls_back_to_post_ephemeral(app_server, slack_api):
+    gone = f"http://127.0.0.1:{slack_api.port}/expired-response-url"
+    status, _ = await send(app_server.url, slash_body("/digest", "help", gone))
+    assert status == 200
+    await slack_api.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+    assert slack_api.of("chat.postEphemeral")[0].body["text"]
