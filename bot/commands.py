@@ -440,6 +440,29 @@ def _card(core: Core, inv: Invocation, paper: Paper, scores: list[ThemeScore] | 
 
 
 LOOKUP_TIMEOUT_SECONDS = 10.0
+_LOOKUP_CLIENTS: dict[tuple[str, str], Any] = {}
+"""One lookup client per arXiv URL for the whole process, so its 3-second spacing holds across commands."""
+
+
+def lookup_client(core: Core) -> Any:
+    """Return the ArxivClient `/paper` uses: `core.cache["arxiv_client"]` if the runner set one, else a shared one."""
+    from digests.arxiv_api import ArxivClient
+
+    client = core.cache.get("arxiv_client")
+    if client is not None:
+        return client
+    s = core.settings
+    key = (s.arxiv_api_url, s.user_agent)
+    if key not in _LOOKUP_CLIENTS:
+        # No retries and a short timeout: someone is waiting for this answer in chat.
+        _LOOKUP_CLIENTS[key] = ArxivClient(
+            s.arxiv_api_url,
+            user_agent=s.user_agent,
+            delay_seconds=s.arxiv_delay_seconds,
+            timeout=LOOKUP_TIMEOUT_SECONDS,
+            retries=0,
+        )
+    return _LOOKUP_CLIENTS[key]
 
 
 def _arxiv_lookup(core: Core, arxiv_id: str) -> Reply:
@@ -447,35 +470,13 @@ def _arxiv_lookup(core: Core, arxiv_id: str) -> Reply:
     from digests.errors import ArxivError
 
     try:
-        from digests.arxiv_api import ArxivClient
-    except ImportError:
-        return Reply(
-            f"arXiv {arxiv_id} is not in the catalog, and arXiv lookups are not available here.",
-            ok=False,
-        )
-    client: Any = core.cache.get("arxiv_client")
-    owned = client is None
-    if owned:
-        s = core.settings
-        # No retries and a short timeout: someone is waiting for this answer in chat.
-        client = ArxivClient(
-            s.arxiv_api_url,
-            user_agent=s.user_agent,
-            delay_seconds=s.arxiv_delay_seconds,
-            timeout=LOOKUP_TIMEOUT_SECONDS,
-            retries=0,
-        )
-    try:
-        paper = client.lookup_id(arxiv_id)
+        paper = lookup_client(core).lookup_id(arxiv_id)
     except ArxivError as exc:
         return Reply(
             f"arXiv {arxiv_id} is not in the catalog and arXiv could not be reached ({_one_line(str(exc), 160)}); "
             "try again in a few minutes.",
             ok=False,
         )
-    finally:
-        if owned:
-            client.close()
     if paper is None:
         return Reply(f"arXiv has no paper {arxiv_id}; check the id.", ok=False)
     return Reply(

@@ -141,14 +141,20 @@ def test_paper_id_arxiv_does_not_know(arxiv_core, slack):
     assert not reply.ok and reply.text == "arXiv has no paper 2611.99999; check the id."
 
 
-def test_paper_arxiv_unreachable_says_so_plainly(fresh_core, slack, monkeypatch):
+@pytest.fixture
+def offline_core(fresh_core):
+    """The core with arXiv pointed at a closed loopback port: nothing in these tests reaches the internet."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     fresh_core.settings = replace(fresh_core.settings, arxiv_api_url=f"http://127.0.0.1:{port}/api/query")
-    reply = run_text(fresh_core, slack, "paper", "2611.99999")
+    return fresh_core
+
+
+def test_paper_arxiv_unreachable_says_so_plainly(offline_core, slack):
+    reply = run_text(offline_core, slack, "paper", "2611.99999")
     assert not reply.ok and "arXiv could not be reached" in reply.text
 
 
@@ -185,7 +191,8 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 @pytest.mark.parametrize("command", ["paper", "digest"])
-def test_hostile_text_gives_a_clear_reply_and_never_raises(fresh_core, slack, command, text):
+def test_hostile_text_gives_a_clear_reply_and_never_raises(offline_core, slack, command, text):
+    fresh_core = offline_core
     reply = run_text(fresh_core, slack, command, text)
     assert reply.text and len(reply.text.splitlines()[0]) <= 500
     render_text(reply)
