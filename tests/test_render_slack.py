@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from slack_sdk.models.blocks import Block
 from test_render_text import make_digest, make_paper
 
 from bot.render_slack import (
@@ -40,6 +41,8 @@ def all_texts(payload):
 
 def assert_within_limits(payload):
     blocks = payload["blocks"]
+    for block in blocks:  # slack_sdk's own Block Kit validation, independent of our constants
+        Block.parse(block).validate_json()
     assert len(blocks) <= SLACK_MAX_BLOCKS
     assert sum(block_text_len(b) for b in blocks) <= SLACK_MESSAGE_TEXT_MAX
     for block in blocks:
