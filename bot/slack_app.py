@@ -198,7 +198,7 @@ async def answer(respond: Any, client: AsyncWebClient, body: dict[str, Any], mes
 def _record_failure(core: "Core", key: str, user: str, command: str) -> None:
     from digests.store import utcnow_iso
 
-    core.db["command_log"].insert(
+    core.db.table("command_log").insert(
         {"channel": key, "user_id": user, "command": f"/{command} (failed)", "ok": 0, "at": utcnow_iso(core.clock())}
     )
 

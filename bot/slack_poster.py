@@ -163,6 +163,7 @@ class SlackPoster:
         from bot.posting import rate_limiter
 
         limiter = rate_limiter(self.core, self.platform)
+        code = "unknown"
         for _attempt in range(REPLY_RETRIES + 1):
             await limiter.acquire(channel_key)
             try:
@@ -170,10 +171,11 @@ class SlackPoster:
                 return
             except SLACK_FAILURES as exc:
                 error = delivery_error(channel_key, exc)
-                if error.retry_after is None:
+                code, retry_after = error.context["code"], error.context["retry_after"]
+                if retry_after is None:
                     break
-                limiter.pause(error.retry_after, channel_key)
-        log.error("digest %s: thread reply %d to %s was not posted (%s)", digest_id, part, channel_key, error.code)
+                limiter.pause(float(retry_after), channel_key)
+        log.error("digest %s: thread reply %d to %s was not posted (%s)", digest_id, part, channel_key, code)
 
     async def find_posted(self, channel_key: str, digest_id: str) -> str | None:
         """Return `<channel id>:<ts>` of an earlier post of `digest_id` in the channel's recent history, or None."""
