@@ -45,6 +45,8 @@ LINE_MAX = 400
 COLOR_PAPER = 0x4F6BED
 COLOR_NOTE = 0x99AAB5
 
+PREVIEW_MORE = "More papers follow in a follow-up message when this digest is posted."
+
 _ALWAYS = set("\\*_~|`[]<>")
 _LINE_START = re.compile(r"^(\s*)([#>+\-]|\d+\.)")
 _BROADCAST = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
@@ -226,7 +228,11 @@ def render_discord_reply(reply: Reply) -> dict[str, Any]:
             content.splitlines() + [f"**{_esc(reply.digest.title, 200)}**"],
             DISCORD_CONTENT_MAX,
         )
-        embeds = pack_embeds(embeds, body, [closing])[0]
+        messages = pack_embeds(embeds, body, [closing])
+        if len(messages) > 1:
+            more = {"description": PREVIEW_MORE, "color": COLOR_NOTE}
+            messages = pack_embeds(embeds, body, [more, closing])
+        embeds = messages[0]
     while not _fits(embeds):
         embeds.pop(-2 if len(embeds) > 1 else -1)
     return _message(content, embeds)

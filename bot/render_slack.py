@@ -41,6 +41,8 @@ TITLE_MAX = 300
 """A paper title inside a section; keeps every paper section far below SLACK_SECTION_TEXT_MAX."""
 LINE_MAX = 400
 
+PREVIEW_MORE = "More papers follow in a thread reply when this digest is posted."
+
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # mrkdwn has no escape character, so formatting characters become look-alikes (∗ ˍ ∼ ˋ).
 _LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
@@ -220,7 +222,10 @@ def render_slack_reply(reply: Reply) -> dict[str, Any]:
     blocks.extend(card_block(n, card) for n, card in enumerate(reply.cards, 1))
     if reply.digest is not None:
         head, body, coverage = _digest_blocks(reply.digest)
-        blocks = pack_blocks(blocks + head, body, [coverage])[0]
+        messages = pack_blocks(blocks + head, body, [coverage])
+        if len(messages) > 1:
+            messages = pack_blocks(blocks + head, body, [_context(PREVIEW_MORE), coverage])
+        blocks = messages[0]
     while not _fits(blocks):
         blocks.pop(-2 if len(blocks) > 1 else -1)
     fallback = fit(

@@ -20,6 +20,7 @@ from bot.render_discord import (
     DISCORD_FIELD_VALUE_MAX,
     DISCORD_FIELDS_MAX,
     DISCORD_FOOTER_TEXT_MAX,
+    PREVIEW_MORE,
     card_embed,
     escape_markdown,
     render_discord,
@@ -150,6 +151,7 @@ def test_reply_with_cards_suggestions_and_preview():
     items = tuple(DigestItem(make_paper(n, abstract="x " * 30000), ("rlhf",), 1.0) for n in range(1, 40))
     preview = render_discord_reply(Reply("Preview:\n" + "line\n" * 3000, digest=replace(make_digest(), items=items)))
     assert_within_limits(preview)
+    assert preview["embeds"][-2]["description"] == PREVIEW_MORE and "footer" in preview["embeds"][-1]
 
 
 def test_empty_reply_text_is_allowed_with_embeds():

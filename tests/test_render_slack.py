@@ -10,6 +10,7 @@ from slack_sdk.models.blocks import Block
 from test_render_text import make_digest, make_paper
 
 from bot.render_slack import (
+    PREVIEW_MORE,
     SLACK_HEADER_TEXT_MAX,
     SLACK_MAX_BLOCKS,
     SLACK_MESSAGE_TEXT_MAX,
@@ -167,6 +168,8 @@ def test_reply_with_huge_preview_stays_within_one_message():
     digest = replace(digest, items=items)
     payload = render_slack_reply(Reply("Preview:\n" + "line\n" * 5000, digest=digest))
     assert_within_limits(payload)
+    texts = list(all_texts(render_slack_reply(Reply("Preview:", digest=digest))))
+    assert PREVIEW_MORE in texts and texts[-2].startswith("Scanned 1,204")
 
 
 def test_blank_fields_never_give_empty_text_objects():
