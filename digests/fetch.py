@@ -296,9 +296,33 @@ def enrich_query(seed: Paper) -> str | None:
     if seed.title:
         words = _words(seed.title)
         return f'ti:"{" ".join(words)}"' if words else None
+    return _abstract_query(seed)
+
+
+def enrich_queries(seed: Paper) -> list[str]:
+    """Return the searches to try in turn: the title phrase, then the abstract opening of a paper listing.
+
+    The fallback finds titled seeds whose title phrase arXiv's tokenizer splits differently ("Isn't",
+    "DALL·E") or whose listing gave the work another title; confidence is still checked on each result.
+    """
+    first = enrich_query(seed)
+    queries = [first] if first else []
+    if seed.title and _has_paper_text(seed):
+        fallback = _abstract_query(seed)
+        if fallback:
+            queries.append(fallback)
+    return queries
+
+
+def _abstract_query(seed: Paper) -> str | None:
     opening = [w for w in _words(seed.abstract)[:40] if w not in _STOPWORDS and len(w) > 3 and not w.isdigit()]
     distinctive = sorted(dict.fromkeys(opening), key=len, reverse=True)[:6]
     return " AND ".join(f"abs:{w}" for w in distinctive) if len(distinctive) >= 3 else None
+
+
+def _has_paper_text(seed: Paper) -> bool:
+    """True when the seed's abstract comes from a paper listing, not only a blog teaser."""
+    return bool(seed.abstract) and any(s.kind != "blog_index" for s in seed.sources)
 
 
 def is_confident_match(seed: Paper, record: Paper) -> bool:
@@ -309,7 +333,10 @@ def is_confident_match(seed: Paper, record: Paper) -> bool:
             return False
         if a == b and _words(seed.title) == _words(record.title):
             return True
-        return len(a & b) / len(a | b) >= TITLE_OVERLAP and _containment(seed.abstract, record.abstract, 0.5)
+        if len(a & b) / len(a | b) >= TITLE_OVERLAP and _containment(seed.abstract, record.abstract, 0.5):
+            return True
+        # Another title for the same abstract (a lab page's own title): the paper text must agree.
+        return _has_paper_text(seed) and _containment(seed.abstract, record.abstract, ABSTRACT_CONTAINMENT)
     return _containment(seed.abstract, record.abstract, ABSTRACT_CONTAINMENT)
 
 
@@ -328,13 +355,12 @@ def enrich_seeds(core: Core, client: ArxivClient, progress: ProgressFn | None = 
     report = EnrichReport()
     todo = [p for p in seed_papers(core) if not p.arxiv_id]
     for n, seed in enumerate(todo, 1):
-        query = enrich_query(seed)
+        queries = enrich_queries(seed)
         try:
-            candidates = client.search_papers(query) if query else []
-            match = next((c for c in candidates if is_confident_match(seed, c)), None)
+            match = _first_confident(client, seed, queries)
             if match is None:
                 report.unmatched.append(seed)
-                log.info("no confident arXiv match for seed %r (query %s)", seed.display_title, query)
+                log.info("no confident arXiv match for seed %r (queries %s)", seed.display_title, queries)
             else:
                 report.adopted.append((adopt_arxiv_record(core, seed.id, match), match))  # type: ignore[arg-type]
         except (ArxivError, CatalogError) as exc:
@@ -343,6 +369,14 @@ def enrich_seeds(core: Core, client: ArxivClient, progress: ProgressFn | None = 
         if progress:
             progress(n, len(report.adopted), len(todo))
     return report
+
+
+def _first_confident(client: ArxivClient, seed: Paper, queries: list[str]) -> Paper | None:
+    for query in queries:
+        match = next((c for c in client.search_papers(query) if is_confident_match(seed, c)), None)
+        if match is not None:
+            return match
+    return None
 
 
 def lookup_and_store(core: Core, arxiv_id: str, client: ArxivClient | None = None) -> Paper | None:

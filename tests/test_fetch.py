@@ -67,7 +67,7 @@ from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entri
 from bot.cli import cli  # noqa: E402
 from digests.arxiv_api import ArxivClient  # noqa: E402
 from digests.catalog import get_by_arxiv_id, seed_papers  # noqa: E402
-from digests.fetch import enrich_query, enrich_seeds, fetch_window, is_confident_match  # noqa: E402
+from digests.fetch import enrich_queries, enrich_query, enrich_seeds, fetch_window, is_confident_match  # noqa: E402
 
 
 @pytest.fixture
@@ -226,7 +226,8 @@ def test_enrich_seeds_adopts_confident_matches_only(fresh_core, arxiv, client_fo
     adopted = {p.id for p, _ in report.adopted}
     assert adopted == {titled.id, untitled.id}
     assert decoy.id in {p.id for p in report.unmatched} and report.failed == []
-    assert len(arxiv.requests) == len(seeds)
+    # adopted seeds stop at their first query; the others also try the abstract-opening fallback
+    assert len(arxiv.requests) == sum(1 if p.id in adopted else len(enrich_queries(p)) for p in seeds)
     assert all(r["params"]["sortBy"] == ["relevance"] for r in arxiv.requests)
 
 
@@ -327,7 +328,8 @@ def test_cli_fetch_enrich_json(cli_env):
     result = CliRunner().invoke(cli, ["fetch", "--enrich", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["adopted"] == [] and data["failed"] == [] and len(data["unmatched"]) == len(cli_env.requests) > 0
+    assert data["adopted"] == [] and data["failed"] == [] and len(data["unmatched"]) == 36
+    assert len(cli_env.requests) == sum(len(enrich_queries(p)) for p in data_seeds())
 
 
 def test_fetch_window_reports_progress_per_page(fresh_core, fixed_now, arxiv, client_for):
@@ -378,3 +380,45 @@ def test_cache_keeps_only_the_current_announcement_day(fresh_core):
     cache.put("http://a/q?window=2", "2026-11-25", 200, b"<feed/>", now)
     assert cache.get("http://a/q?window=1", "2026-11-24") is None
     assert [r["day"] for r in fresh_core.db.query("SELECT day FROM http_cache")] == ["2026-11-25"]
+
+
+def data_seeds():
+    """The seed papers as the CLI's catalog holds them (DIGESTBOT_HOME of the running test)."""
+    from digests.service import open_core
+
+    return seed_papers(open_core())
+
+
+def test_enrich_falls_back_to_the_abstract_when_the_title_phrase_finds_nothing(fresh_core, arxiv, client_for):
+    seeds = [p for p in seed_papers(fresh_core) if not p.arxiv_id]
+    inverse = next(p for p in seeds if p.title and p.title.startswith("Inverse Scaling"))
+    renamed = next(p for p in seeds if p.title == "Measuring Progress on Scalable Oversight for Large Language Models")
+    blog_only = next(p for p in seeds if all(s.kind == "blog_index" for s in p.sources))
+    assert enrich_queries(blog_only) == [enrich_query(blog_only)]  # a teaser is not an abstract to search by
+    entries = real_entries()
+    records = {
+        # arXiv keeps "Isn't" whole, so the split phrase finds nothing; the abstract search finds the paper
+        enrich_queries(inverse)[1]: _with(entries[0], title=inverse.title, abstract=inverse.abstract + " More."),
+        # the same abstract under another title (a lab page renaming the paper) is still the same work
+        enrich_queries(renamed)[1]: _with(entries[1], title="Scalable oversight, measured", abstract=renamed.abstract),
+    }
+    arxiv.handler = lambda q: ok(
+        build_feed([records[q["search_query"][0]]], 1)
+        if q["search_query"][0] in records
+        else real("arxiv_api_2026_search_zero_results.xml")
+    )
+    report = enrich_seeds(fresh_core, client_for(fresh_core))
+    adopted = {seed.id: record.title for seed, record in report.adopted}
+    assert adopted == {inverse.id: inverse.title, renamed.id: "Scalable oversight, measured"}
+
+
+def test_a_different_abstract_under_a_similar_title_is_not_adopted():
+    from digests.models import Paper, SourceRef
+
+    seed = Paper(
+        title="Measuring Progress on Scalable Oversight",
+        abstract="Developing safe and useful general-purpose AI systems will require us to make progress on oversight",
+        sources=(SourceRef(file="000.txt", line=16, kind="research_page"),),
+    )
+    other = Paper(title="Scalable Oversight in Robotics", abstract="We control robot arms with reward shaping.")
+    assert not is_confident_match(seed, other)
