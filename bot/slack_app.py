@@ -2,7 +2,14 @@
 
 The adapter only translates (bolt's `to_bolt_request` -> dispatch -> response shape): a slash-command payload
 becomes an `Invocation`, `bot.commands.run_text` does the work on a core lane (never on the event loop), and
-`render_slack_reply` turns the reply into blocks sent back ephemerally through the response URL.
+`render_slack_reply` turns the reply into blocks sent back through the response URL (ephemeral unless the
+neutral reply is meant for the whole channel; chat.postEphemeral when there is no usable response URL).
+
+Security in HTTP mode: bolt's request verification (slack_sdk's SignatureVerifier: HMAC-SHA256 over
+`v0:<timestamp>:<body>`, timestamps older than five minutes refused) plus our `ReplayGuard`, which refuses a
+(timestamp, signature) pair seen in the last five minutes. Socket Mode needs neither: the websocket is
+opened with the app-level token. Tokens never appear in messages or logs (slack_sdk redacts the
+Authorization header in its debug log).
 
 Slack gives an app 3 seconds to acknowledge a slash command
 (https://docs.slack.dev/interactivity/implementing-slash-commands#responding_to_commands), so every listener
