@@ -357,3 +357,16 @@ async def test_expired_response_url_falls_back_to_post_ephemeral(app_server, sla
     assert status == 200
     await slack_api.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
     assert slack_api.of("chat.postEphemeral")[0].body["text"]
+
+
+async def test_backend_failure_is_logged_recorded_and_told(app_server, slack_core, slack_api, caplog):
+    """A real fault (the channels table is gone) reaches the per-interaction boundary: log, record, tell."""
+    slack_core.db.execute("DROP TABLE channels")
+    await send(app_server.url, slash_body("/digest", "status", slack_api.response_url()))
+    await slack_api.wait_for(lambda f: len(f.of("response")) == 1)
+    [reply] = responses(slack_api)
+    assert reply["text"] == MSG_INTERNAL and reply["response_type"] == "ephemeral"
+    assert "Traceback" not in json.dumps(reply)
+    rows = list(slack_core.db.query("select command, ok from command_log where ok = 0"))
+    assert rows and rows[-1]["command"].startswith("/digest")
+    assert "/digest failed in slack:T0001:" in caplog.text
