@@ -166,7 +166,11 @@ def lane_for(core: Core, command: Command, args: dict[str, Any]) -> str:
     """Return the lane a command needs: `arxiv` only for `/paper <arXiv id>` that isn't in the catalog yet."""
     from digests.catalog import get_by_arxiv_id, parse_arxiv_ref
 
-    ref = parse_arxiv_ref(str(args.get("query") or "")) if command.name == "paper" else None
+    ref = (
+        parse_arxiv_ref(str(args.get("query") or ""))
+        if command.name == "paper"
+        else None
+    )
     if ref is None or get_by_arxiv_id(core, ref[0]) is not None:
         return "catalog"
     return "arxiv"
@@ -334,7 +338,8 @@ def add_commands(tree: app_commands.CommandTree, client: DigestClient) -> None:
     group = app_commands.Group(
         name="digest",
         description="This channel's weekly paper digest: topics, schedule, preview, status.",
-        guild_only=True,
+        guild_only=True,  # dm_permission=false for older clients; `contexts` is its replacement
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_channels=True)
         if restrict
         else None,

@@ -15,6 +15,7 @@ It runs on the test's own event loop, so an awaited request has been recorded wh
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -95,10 +96,14 @@ class FakeDiscordAPI:
         self.broken: dict[str, FakeResponse] = {}
         """Per channel id: the answer to every message post and history read (a deleted channel, a kicked bot)."""
         self.ids = itertools.count(1_400_000_000_000_000_000)
+        self.static: dict[str, FakeResponse] = {}
+        """Any other path (after the API prefix) -> a fixed answer, e.g. an arXiv API reply for /paper lookups."""
+        self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
     async def __aenter__(self) -> Self:
+        self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -116,6 +121,17 @@ class FakeDiscordAPI:
     def script(self, channel_id: str | int, *responses: FakeResponse | None) -> None:
         """Answer the next message posts to `channel_id` with `responses`, in order (None: answer normally)."""
         self.scripts.setdefault(str(channel_id), []).extend(responses)
+
+    async def wait_for(
+        self, method: str, pattern: str, count: int = 1
+    ) -> list[Recorded]:
+        """Wait (on an event, not a timer) until `count` matching requests have arrived; return them."""
+        assert self._changed is not None
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: len(self.calls(method, pattern)) >= count
+            )
+        return self.calls(method, pattern)
 
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         """Return the recorded requests whose method matches and whose path matches the regex `pattern`."""
@@ -137,10 +153,15 @@ class FakeDiscordAPI:
                 request.method, path, dict(request.query), dict(request.headers), body
             )
         )
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and request.method == method:
                 return handler(body, request, *match.groups()).to_web()
+        if path in self.static:
+            return self.static[path].to_web()
         return FakeResponse(404, {"message": "404: Not Found", "code": 0}).to_web()
 
     def _routes(self) -> list[tuple[str, str, Any]]:

@@ -479,7 +479,7 @@ async def test_deliverer_posts_digest_once_and_marks_refusing_channel_broken(
         main["embeds"]
         and digest_mark(first.digest_id) in main["embeds"][-1]["footer"]["text"]
     )
-    # E2 stores the error code as the reason today; the message (str(exc)) also names it and the fix.
+    # The stored reason is the poster's sentence (it names the code and the fix).
     assert "50013" in channels.get_channel(fresh_core, gone).broken_reason
 
 
