@@ -91,14 +91,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def run_size(n: int, count: int) -> None:
-    """Import n papers into a fresh catalog and time lookups."""
-    with tempfile.TemporaryDirectory() as home:
-        settings = load_settings({"DIGESTBOT_HOME": home})
+def run_size(n: int, count: int, keep: Path | None = None) -> None:
+    """Import n papers into a fresh catalog (or reuse one kept under `keep`) and time lookups."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = keep / str(n) if keep else Path(tmp)
+        settings = load_settings({"DIGESTBOT_HOME": str(home)})
         core = open_core(settings, sync=False)
         papers = synthetic_papers(n)
         start = time.perf_counter()
-        catalog.import_papers(core, papers)
+        if catalog.count_papers(core) != n:
+            catalog.import_papers(core, papers)
         import_s = time.perf_counter() - start
         rng = random.Random(n)
         figures = []
@@ -133,10 +135,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000", help="comma-separated catalog sizes")
     parser.add_argument("--queries", type=int, default=200, help="queries per kind")
+    parser.add_argument("--keep", type=Path, help="keep (and reuse) the catalogs under this folder")
     args = parser.parse_args()
     print(f"digestbot --help: {help_time():.0f} ms (median of 5)")
     for size in (int(s) for s in args.sizes.split(",")):
-        run_size(size, args.queries)
+        run_size(size, args.queries, args.keep)
 
 
 if __name__ == "__main__":

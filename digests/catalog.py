@@ -490,13 +490,13 @@ CANDIDATES = 100
 """Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
 million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
 tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
-RERANK = 40
+RERANK = 25
 """How many of the best candidates are re-ranked by how many query words their abstract and authors hold."""
 TIERS = (
-    ("papers_title_fts", "{and_}", 30.0),
-    ("papers_fts", "{and_}", 15.0),
-    ("papers_title_fts", "{or_}", 5.0),
-    ("papers_fts", "{or_}", 0.0),
+    ("papers_title_fts", "title_and", 30.0),
+    ("papers_fts", "and", 15.0),
+    ("papers_title_fts", "or", 5.0),
+    ("papers_fts", "or", 0.0),
 )
 """FTS queries tried in order (index, query), with the base score of a paper first found by each. Title
 words go to a title-only index: in the full index a word common in abstracts makes a title filter slow."""
@@ -509,43 +509,72 @@ def _rowids(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> li
     return [int(r[0]) for r in rows]
 
 
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s", "ing", "ed"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 def _text_bonus(terms: list[str], abstract: str, authors: str) -> float:
-    words = set(_WORD.findall(f"{abstract} {authors}".casefold()))
-    return 5.0 * sum(1 for t in terms if t in words) / len(terms)
+    text = f"{abstract} {authors}".casefold()
+    return 5.0 * sum(1 for t in terms if _stem(t) in text) / len(terms)
 
 
-def _title_bonus(terms: list[str], title_norm: str | None) -> float:
+def _title_bonus(stems: list[str], phrase: str, title_norm: str | None) -> float:
     if not title_norm:
         return 0.0
-    words = title_norm.split()
-    phrase = " ".join(terms)
-    hits = sum(1 for t in terms if any(w == t or (len(t) > 3 and w.startswith(t[:-1])) for w in words))
-    bonus = 10.0 * hits / len(terms)
-    if len(terms) > 1 and phrase in title_norm:
+    bonus = 10.0 * sum(1 for s in stems if s in title_norm) / len(stems)
+    if len(stems) > 1 and phrase in title_norm:
         bonus += 20.0 if title_norm.startswith(phrase) else 10.0
     return bonus
 
 
+COMMON_TITLE_WORD = 2000
+"""A word in more titles than this is left out of the title AND query (it still counts in the re-ranking):
+intersecting several such words scans long doclists for few matches, the slow case on a large catalog."""
+
+
+def _title_and_terms(core: "Core", quoted: list[str]) -> list[str]:
+    rare = []
+    for term in quoted:
+        found = core.db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM papers_title_fts WHERE papers_title_fts MATCH ? LIMIT ?)",
+            [term, COMMON_TITLE_WORD + 1],
+        ).fetchone()[0]
+        if found <= COMMON_TITLE_WORD:
+            rare.append(term)
+    return rare or quoted
+
+
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    and_, or_ = " ".join(quoted), " OR ".join(quoted)
+    queries = {
+        "title_and": " ".join(_title_and_terms(core, quoted)),
+        "and": " ".join(quoted),
+        "or": " OR ".join(quoted),
+    }
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
         scores[row[0]] = 50.0
-    for table, pattern, base in TIERS:
+    exact = bool(scores)
+    for table, kind, base in TIERS:
+        if exact and kind != "title_and":
+            continue
         if base < 15.0 and (len(scores) >= limit or any(v >= 30.0 for v in scores.values())):
             break
-        if len(terms) == 1 and "or_" in pattern:
+        if len(terms) == 1 and kind == "or":
             continue
-        for rowid in _rowids(core, table, pattern.format(and_=and_, or_=or_)):
+        for rowid in _rowids(core, table, queries[kind]):
             scores.setdefault(rowid, base)
     if not scores:
         return scores
     ids = list(scores)
+    stems, phrase = [_stem(t) for t in terms], " ".join(terms)
     for chunk in _chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
-            scores[pid] += _title_bonus(terms, title_norm)
+            scores[pid] += _title_bonus(stems, phrase, title_norm)
     best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:RERANK]
     marks = ",".join("?" * len(best))
     for pid, abstract, authors in core.db.execute(
