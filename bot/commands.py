@@ -373,11 +373,12 @@ def _changed(core: Core, inv: Invocation) -> None:
     from digests.schedule import notify_channels_changed
 
     notify_channels_changed(core)
-    for listener in [
-        *SUBSCRIPTION_LISTENERS,
-        *([inv.on_change] if inv.on_change else []),
-    ]:
-        listener(inv.channel)
+    for listener in [*SUBSCRIPTION_LISTENERS, *([inv.on_change] if inv.on_change else [])]:
+        try:
+            listener(inv.channel)
+        except Exception:
+            # The change is already stored; a failing listener must not turn it into a "failed" reply.
+            log.exception("subscription listener %r failed for %s", listener, inv.channel)
 
 
 # -- /paper ------------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
     found = catalog.search(core, query, limit=MAX_CARDS)
     if not found:
         close = tuple(catalog.suggest_titles(core, query))
-        hint = " Closest titles:" if close else " Try fewer or different words, or an arXiv id."
+        hint = "" if close else " Try fewer or different words, or an arXiv id."
         return Reply(
             f"Nothing in the catalog matches \u201c{shown}\u201d.{hint}",
             suggestions=close,

@@ -467,3 +467,13 @@ def test_autocomplete_hostile_partials(fresh_core, partial):
 def test_autocomplete_theme_after_a_space_offers_the_next_theme(fresh_core):
     choices = autocomplete(fresh_core, "digest", "subscribe", "theme", "rlhf ")
     assert choices and all(v.startswith("rlhf ") for _, v in choices) and ("rlhf rlhf", "rlhf rlhf") not in choices
+
+
+def test_failing_listener_does_not_fail_the_change(fresh_core, fixed_now, caplog):
+    def broken(key: str) -> None:
+        raise RuntimeError("scheduler gone")
+
+    inv = Invocation("slack", SLACK, "U1", now=fixed_now, on_change=broken)
+    assert digest(fresh_core, inv, "subscribe rlhf").ok
+    assert channels.get_channel(fresh_core, SLACK).themes == ("rlhf",)
+    assert "subscription listener" in caplog.text
