@@ -400,3 +400,45 @@ async def test_refused_channel_is_broken_and_the_reason_names_the_fix(
     assert (
         words in channels.get_channel(core, KEY).broken_reason
     )  # what /digest status shows, in words
+
+
+# -- `digestbot run` with DISCORD_TOKEN starts the bot ----------------------------------------------------------
+
+
+async def runner_for(api, monkeypatch, fixed_now, token: str):
+    from bot.runner import Platforms, Runner
+    from digests.service import open_core
+
+    monkeypatch.setenv("DISCORD_TOKEN", token)
+    monkeypatch.setenv("DIGESTBOT_DISCORD_API_URL", api.base_url)
+    core = open_core(load_settings(), clock=lambda: fixed_now, sync=False)
+    runner = Runner(core, Platforms.from_settings(core.settings), say=lambda text: None)
+    assert runner.platforms.discord and not runner.platforms.slack
+    return runner
+
+
+async def test_run_with_discord_token_logs_in_and_registers_the_commands(
+    api, monkeypatch, fixed_now
+):
+    runner = await runner_for(api, monkeypatch, fixed_now, "good-token")
+    await runner.start(fetch_if_due=False)
+    try:
+        [put] = await api.wait_for("PUT", rf"/applications/{APP_ID}/commands")
+    finally:
+        await runner.stop()
+    assert sorted(c["name"] for c in put.body) == ["digest", "paper"]
+
+
+async def test_run_with_a_refused_discord_token_stops_with_the_variable_named(
+    api, monkeypatch, fixed_now
+):
+    from digests.errors import ConfigError
+
+    runner = await runner_for(api, monkeypatch, fixed_now, "refused-token-value")
+    await runner.start(fetch_if_due=False)
+    try:
+        with pytest.raises(ConfigError, match="DISCORD_TOKEN") as info:
+            await runner.wait()
+    finally:
+        await runner.stop()
+    assert "refused-token-value" not in str(info.value)
