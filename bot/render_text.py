@@ -13,7 +13,7 @@ from digests.models import Digest, Paper
 
 MAX_AUTHORS = 3
 """Authors shown before "et al."."""
-EXCERPT_MAX_CHARS = 280
+EXCERPT_MAX_CHARS = 240
 """An excerpt is one or two sentences, and never longer than this (a digest reads in under a minute)."""
 WHY_MAX = 2
 """Nearest seed papers named in a "why" line."""
@@ -121,7 +121,12 @@ def why_line(why: tuple[str, ...]) -> str:
     names = [clean(w) for w in why[:WHY_MAX] if clean(w)]
     if not names:
         return ""
-    return "Why: close to " + ", ".join(f"\u201c{truncate(n, 90)}\u201d" for n in names)
+    return "Why: close to " + ", ".join(_quoted(truncate(n, 90)) for n in names)
+
+
+def _quoted(title: str) -> str:
+    # An untitled paper's display title is already a quoted excerpt; don't nest quotes.
+    return title if title.startswith("[untitled]") else f"\u201c{title}\u201d"
 
 
 def posted_line(posted: tuple[tuple[str, str], ...], label: Callable[[str], str] = clean) -> str:
@@ -199,4 +204,4 @@ def since_then_line(papers: tuple[Paper, ...]) -> str:
     """Return "Since then: “A”, “B”" naming this week's papers nearest to the classic, or ""."""
     if not papers:
         return ""
-    return "Since then: " + ", ".join(f"\u201c{truncate(clean(p.display_title), 90)}\u201d" for p in papers[:3])
+    return "Since then: " + ", ".join(_quoted(truncate(clean(p.display_title), 90)) for p in papers[:3])

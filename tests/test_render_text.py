@@ -118,3 +118,11 @@ def test_fit_never_splits_an_escape_sequence():
 def test_fit_counts_utf16_for_emoji():
     out = fit("\U0001f600" * 10, 7, measure=utf16_len)
     assert utf16_len(out) <= 7 and out == "\U0001f600" * 3 + "\u2026"
+
+
+def test_why_line_does_not_nest_quotes_for_untitled_papers():
+    from bot.render_text import why_line
+
+    assert why_line(("[untitled] \u201cSome words\u2026\u201d", "Real title")) == (
+        "Why: close to [untitled] \u201cSome words\u2026\u201d, \u201cReal title\u201d"
+    )
