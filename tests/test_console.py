@@ -56,3 +56,21 @@ def test_run_line_accepts_commands_without_slash(fresh_core):
     assert run_line(fresh_core, "console:x", "me", "# comment") is None
     assert run_line(fresh_core, "console:x", "me", "paper constitutional ai").cards
     assert not run_line(fresh_core, "console:x", "me", "/wat").ok
+
+
+def test_prompt_mode_reads_until_end_of_input(fresh_core):
+    from bot.console import prompt_lines, run_console
+
+    typed = iter(["/digest subscribe rlhf", "/digest bogus"])
+
+    def read(prompt: str) -> str:
+        assert prompt == "digestbot> "
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    out: list[str] = []
+    failures = run_console(fresh_core, "console:p", prompt_lines(read), out.append, prompt=True)
+    assert failures == 1 and len(out) == 2
+    assert not any(line.startswith("digestbot> ") for line in out)  # the prompt already showed the line
