@@ -110,21 +110,27 @@ def _chunks(data: bytes | Iterable[bytes]) -> Iterator[bytes]:
 
 def _pull(data: bytes | Iterable[bytes], what: str) -> Iterator[ET.Element]:
     """Yield each element as it closes, turning any XML error or a missing end into ArxivFeedError."""
-    parser = ET.XMLPullParser(events=("end",))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     seen = 0
     try:
         for chunk in _chunks(data):
             seen += len(chunk)
             parser.feed(chunk)
-            for _, elem in parser.read_events():
-                yield elem
+            yield from _closed(parser)
         parser.close()
-        for _, elem in parser.read_events():
-            yield elem
+        yield from _closed(parser)
     except ET.ParseError as exc:
         raise ArxivFeedError(
             f"arXiv sent a truncated or malformed {what} ({exc}, after {seen} bytes)", bytes=seen
         ) from None
+
+
+def _closed(parser: ET.XMLPullParser[ET.Element]) -> Iterator[ET.Element]:
+    """Yield the elements the parser has closed so far (it only reports "end" events)."""
+    for event in parser.read_events():
+        elem = event[-1]
+        if isinstance(elem, ET.Element):
+            yield elem
 
 
 def _int(text: str | None) -> int | None:

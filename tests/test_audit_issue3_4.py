@@ -98,7 +98,7 @@ def test_429_with_an_http_date_retry_after_is_honoured(arxiv, fake_time):
     when = format_datetime(NOW + timedelta(seconds=90), usegmt=True)
     arxiv.replies.extend(
         [
-            (429, b"Rate exceeded.", {"Retry-After": when}),
+            (429, real("arxiv_web_2026_rate_exceeded_body.txt"), {"Retry-After": when}),
             ok(build_feed(real_entries()[:1], 1)),
         ]
     )
