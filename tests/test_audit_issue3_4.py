@@ -358,6 +358,10 @@ def test_enrichment_fills_an_untitled_seed_and_papers_json_shows_it(fresh_core, 
     assert obj["sources"] == [{"file": s.file, "line": s.line} for s in untitled.sources]
     found = json.loads(CliRunner().invoke(cli, ["paper", "1706.03762v7", "--json"], catch_exceptions=False).stdout)
     assert found[0]["id"] == untitled.id
+    # the FTS index followed the adopted title and authors
+    for query in ("attention is all you need", "Vaswani"):
+        found = json.loads(CliRunner().invoke(cli, ["paper", query, "--json"], catch_exceptions=False).stdout)
+        assert found[0]["id"] == untitled.id, query
 
 
 # -- issue 3, CLI: papers/themes JSON, hostile lookups, import, --help examples ------------------------
