@@ -442,3 +442,28 @@ async def test_run_with_a_refused_discord_token_stops_with_the_variable_named(
     finally:
         await runner.stop()
     assert "refused-token-value" not in str(info.value)
+
+
+# -- per-route rate limits: the reset headers are honoured before Discord has to answer 429 ------------------
+
+
+async def test_exhausted_route_bucket_waits_its_reset_after_and_only_for_that_channel(
+    api,
+):
+    from test_discord_poster import FakeClock, message
+
+    clock = FakeClock()
+    poster = DiscordPoster("good-token", api.base_url, sleep=clock.sleep, clock=clock)
+    last_in_bucket = FakeResponse(
+        200,
+        {"id": "1400000000000000001"},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.75"},
+    )
+    api.script(CHANNEL_ID, last_in_bucket)
+    await poster.post_rendered(KEY, f"{KEY}|2026-W47", [message()])
+    await poster.post_rendered("discord:1:222", "discord:1:222|2026-W48", [message()])
+    assert clock.sleeps == []  # another channel is another route
+    await poster.post_rendered(KEY, f"{KEY}|2026-W48", [message()])
+    await poster.aclose()
+    assert clock.sleeps == [pytest.approx(0.75)]
+    assert len(api.calls("POST", r"/channels/\d+/messages")) == 3
