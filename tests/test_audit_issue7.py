@@ -467,3 +467,21 @@ async def test_exhausted_route_bucket_waits_its_reset_after_and_only_for_that_ch
     await poster.aclose()
     assert clock.sleeps == [pytest.approx(0.75)]
     assert len(api.calls("POST", r"/channels/\d+/messages")) == 3
+
+
+# -- /paper autocomplete keeps its answer while a word is being typed -------------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="papers_title_fts uses the porter tokenizer, which also stems the typed prefix: 'constituti' and "
+    "'constitutio' find nothing although 'constitu' and 'constitutional' do. Fix: an unstemmed title-prefix "
+    "FTS5 index (lead, migration) queried by bot/commands.py _title_prefix_ids (F); see bench "
+    "discord_autocomplete.py --unstemmed",
+    strict=False,
+)
+async def test_paper_autocomplete_keeps_answering_letter_by_letter(api, client):
+    word = "constitutional"
+    for n in range(3, len(word) + 1):
+        await dispatch(client, autocomplete_payload("paper", None, "query", word[:n]))
+    answers = [len(body["data"]["choices"]) for body in callbacks(api)]
+    assert all(answers), dict(zip((word[:n] for n in range(3, len(word) + 1)), answers))
