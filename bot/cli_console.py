@@ -47,7 +47,7 @@ def console(lines: tuple[str, ...], channel: str, user: str) -> None:
         click.echo(f"digestbot console for {key}. {CONSOLE_HELP}")
         source = prompt_lines()
     else:
-        source = click.get_text_stream("stdin")
+        source = sys.stdin
     failures = run_console(core, key, source, click.echo, user=user, prompt=interactive)
     if failures and not interactive:
         sys.exit(1)

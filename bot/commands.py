@@ -812,41 +812,11 @@ def _complete_paper(core: Core, partial: str) -> list[tuple[str, str]]:
         return []
     found: dict[int | None, Paper] = {}
     if not partial.endswith(" "):
-        for paper in catalog.get_papers(core, _title_prefix_ids(core, partial)):
+        for paper in catalog.get_papers(core, catalog.title_prefix_ids(core, partial, MAX_CHOICES)):
             found.setdefault(paper.id, paper)
     for paper, _ in catalog.search(core, partial, limit=MAX_CHOICES):
         found.setdefault(paper.id, paper)
     return [_choice(p.display_title, p.arxiv_id or p.display_title) for p in list(found.values())[:MAX_CHOICES]]
-
-
-PREFIX_MIN_CHARS = 2
-"""A one-letter prefix matches too much of a large catalog to be worth an index scan."""
-
-
-def _title_prefix_ids(core: Core, partial: str) -> list[int]:
-    """Return ids of papers whose title has the finished words and a word starting with the unfinished one.
-
-    Uses the catalog's title-only FTS5 index with every word quoted (never raw user syntax) and the
-    newest matches first without ranking, so a common prefix stays cheap on a million papers.
-    """
-    import sqlite3
-
-    from digests import catalog
-
-    terms = catalog.query_terms(partial)
-    if not terms or len(terms[-1]) < PREFIX_MIN_CHARS:
-        return []
-    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    match = " ".join(quoted[:-1] + [quoted[-1] + "*"])
-    try:
-        rows = core.db.execute(
-            "SELECT rowid FROM papers_title_fts WHERE papers_title_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-            [match, MAX_CHOICES],
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        log.warning("title prefix lookup failed for %r: %s", partial[:40], exc)
-        return []
-    return [int(r[0]) for r in rows]
 
 
 def _complete_theme(core: Core, partial: str) -> list[tuple[str, str]]:

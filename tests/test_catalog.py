@@ -215,3 +215,11 @@ def test_seed_sync_is_idempotent_and_follows_edits(tmp_path, monkeypatch):
     titles = {p.display_title for p in catalog.list_papers(core)}
     assert "GAIA: a benchmark" in titles and "GAIA: a benchmark for General AI Assistants" not in titles
     assert len(titles) == 36
+
+
+def test_title_prefix_ids_completes_the_last_word_safely(core):
+    ids = catalog.title_prefix_ids(core, "let's verify st")
+    assert [catalog.get_paper(core, i).arxiv_id for i in ids] == ["2305.20050"]
+    assert catalog.title_prefix_ids(core, "v") == []
+    for hostile in ['"', "NEAR(", "*", "-x", "x" * 10_000, "💥"]:
+        assert isinstance(catalog.title_prefix_ids(core, hostile), list)
