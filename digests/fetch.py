@@ -321,8 +321,9 @@ def _abstract_query(seed: Paper) -> str | None:
 
 
 def _has_paper_text(seed: Paper) -> bool:
-    """True when the seed's abstract comes from a paper listing, not only a blog teaser."""
-    return bool(seed.abstract) and any(s.kind != "blog_index" for s in seed.sources)
+    """True when the seed has an abstract that is not only a blog teaser."""
+    blog_only = bool(seed.sources) and all(s.kind == "blog_index" for s in seed.sources)
+    return bool(seed.abstract) and not blog_only
 
 
 def is_confident_match(seed: Paper, record: Paper) -> bool:
@@ -332,7 +333,8 @@ def is_confident_match(seed: Paper, record: Paper) -> bool:
         if not a or not b:
             return False
         if a == b and _words(seed.title) == _words(record.title):
-            return True
+            # A blog headline is no paper title: the same words on arXiv may be another work.
+            return _has_paper_text(seed) or _containment(seed.abstract, record.abstract, 0.5)
         if len(a & b) / len(a | b) >= TITLE_OVERLAP and _containment(seed.abstract, record.abstract, 0.5):
             return True
         # Another title for the same abstract (a lab page's own title): the paper text must agree.

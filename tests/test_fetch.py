@@ -422,3 +422,21 @@ def test_a_different_abstract_under_a_similar_title_is_not_adopted():
     )
     other = Paper(title="Scalable Oversight in Robotics", abstract="We control robot arms with reward shaping.")
     assert not is_confident_match(seed, other)
+
+
+def test_a_blog_headline_alone_is_not_a_confident_match():
+    from digests.models import Paper, SourceRef
+
+    blog = (SourceRef(file="004.txt", line=24, kind="blog_index"),)
+    seed = Paper(
+        title="Techniques for Training Large Neural Networks",
+        abstract="Large neural networks are at the core of many recent advances in AI, but training them is a "
+        "difficult engineering and research challenge",
+        sources=blog,
+    )
+    survey = Paper(title="Techniques for training large neural networks", abstract="We survey GPU kernels for CNNs.")
+    assert not is_confident_match(seed, survey)
+    announced = Paper(title=seed.title, abstract=seed.abstract + " which requires orchestrating a cluster of GPUs.")
+    assert is_confident_match(seed, announced)
+    listed = Paper(title=seed.title, abstract=seed.abstract, sources=(SourceRef(file="003.txt", line=1, kind="x"),))
+    assert is_confident_match(listed, survey)  # a paper listing's title is the paper's own
