@@ -79,7 +79,6 @@ def catalog_version(core: "Core") -> int:
 
 def _bump_version(core: "Core") -> None:
     core.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'catalog_version'")
-    core.cache.clear()
 
 
 # -- reading ---------------------------------------------------------------------------------

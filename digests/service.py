@@ -27,7 +27,8 @@ class Core:
     themes: tuple[Theme, ...] = ()
     clock: Callable[[], datetime] = system_clock
     cache: dict[str, object] = field(default_factory=dict)
-    """Per-process memo for derived data (e.g. the matcher); cleared when the catalog changes."""
+    """Per-process shared objects (lanes, rate limiters, posters, the scheduler hook) and memoised derived
+    data. Never cleared wholesale: derived data keys itself on `catalog.catalog_version` (see match.get_matcher)."""
 
     def theme(self, name: str) -> Theme:
         """Return the theme called `name`, or raise UnknownThemeError listing the known ones."""

@@ -223,3 +223,10 @@ def test_title_prefix_ids_completes_the_last_word_safely(core):
     assert catalog.title_prefix_ids(core, "v") == []
     for hostile in ['"', "NEAR(", "*", "-x", "x" * 10_000, "💥"]:
         assert isinstance(catalog.title_prefix_ids(core, hostile), list)
+
+
+def test_catalog_writes_keep_shared_process_objects(core):
+    marker = object()
+    core.cache["catalog_lane"] = marker
+    catalog.upsert_arxiv_papers(core, [arxiv_paper("2401.00002", "Another new paper")], NOW)
+    assert core.cache["catalog_lane"] is marker
