@@ -485,3 +485,21 @@ async def test_paper_autocomplete_keeps_answering_letter_by_letter(api, client):
         await dispatch(client, autocomplete_payload("paper", None, "query", word[:n]))
     answers = [len(body["data"]["choices"]) for body in callbacks(api)]
     assert all(answers), dict(zip((word[:n] for n in range(3, len(word) + 1)), answers))
+
+
+def test_lane_for_sends_only_unknown_arxiv_ids_to_the_arxiv_lane(fresh_core, fixed_now):
+    from bot.commands import find_command
+    from bot.discord_app import lane_for
+    from digests.arxiv_feed import parse_atom
+
+    paper, status = find_command("paper"), find_command("digest", "status")
+    url = f"https://arxiv.org/abs/{ARXIV_ID}v2"
+    assert lane_for(fresh_core, paper, {"query": ARXIV_ID}) == "arxiv"
+    assert lane_for(fresh_core, paper, {"query": url}) == "arxiv"
+    xml = (REALDATA / f"arxiv_api_2026_idlist_{ARXIV_ID}.xml").read_bytes()
+    catalog.upsert_arxiv_papers(fresh_core, list(parse_atom(xml).papers), fixed_now)
+    assert (
+        lane_for(fresh_core, paper, {"query": url}) == "catalog"
+    )  # now answered from the catalog
+    assert lane_for(fresh_core, paper, {"query": "constitutional ai"}) == "catalog"
+    assert lane_for(fresh_core, status, {}) == "catalog"
