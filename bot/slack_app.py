@@ -68,18 +68,13 @@ MSG_BROKEN = (
 def lane(core: "Core", name: str) -> Any:
     """Return the process-wide lane `name` (`catalog` or `arxiv`): a single-thread executor with its own Core.
 
-    The catalog lane is the ledger's (bot.deliver.catalog_lane), so SQLite writes stay serialised across
-    Slack, Discord and the scheduler. The arXiv lane lives in `core.cache["arxiv_lane"]`, so a slow arXiv
-    lookup never holds up catalog answers.
+    Both are the process-wide lanes of bot.deliver, shared with Discord and the scheduler: the catalog lane
+    keeps SQLite writes serialised; the arXiv lane (also the scheduled fetch's) keeps one arXiv request at a
+    time, and a slow arXiv lookup never holds up catalog answers.
     """
-    from bot.deliver import CatalogLane, catalog_lane
+    from bot.deliver import arxiv_lane, catalog_lane
 
-    if name == CATALOG_LANE:
-        return catalog_lane(core)
-    found = core.cache.get("arxiv_lane")
-    if not isinstance(found, CatalogLane):
-        found = core.cache["arxiv_lane"] = CatalogLane(core, name="arxiv-lane")
-    return found
+    return catalog_lane(core) if name == CATALOG_LANE else arxiv_lane(core)
 
 
 async def on_lane(core: "Core", name: str, func: Callable[..., T], *args: Any) -> T:
@@ -281,6 +276,14 @@ async def _explain_commandless(body: dict[str, Any], next: Callable[[], Awaitabl
     return await next()
 
 
+class _ClientGivenFilter(logging.Filter):
+    """Drop bolt's "`token` will be unused" warning: bolt reads SLACK_BOT_TOKEN from the environment by itself
+    even when handed a client, and the client (built from Settings) is exactly what we mean it to use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def make_web_client(token: str | None, settings: "Settings") -> AsyncWebClient:
     """Return an AsyncWebClient on `settings.slack_api_url` (loopback in tests, slack.com otherwise)."""
     return AsyncWebClient(token=token, base_url=settings.slack_api_url)
@@ -303,10 +306,13 @@ def build_slack_app(core: "Core", settings: "Settings | None" = None, client: As
         )
     client = client or make_web_client(settings.slack_bot_token, settings)
     # Bolt skips signature checks for Socket Mode requests itself, so verification stays on in both modes.
+    bolt_log = logging.getLogger("bot.slack_app.bolt")
+    if not any(isinstance(f, _ClientGivenFilter) for f in bolt_log.filters):
+        bolt_log.addFilter(_ClientGivenFilter())
     app = AsyncApp(
-        client=client,  # carries the token; passing both makes bolt log a warning
+        client=client,  # carries the token from Settings
         signing_secret=settings.slack_signing_secret or "",
-        logger=logging.getLogger("bot.slack_app.bolt"),
+        logger=bolt_log,
     )
     app.use(_replay_middleware(ReplayGuard()))
     app.use(_explain_commandless)
@@ -418,13 +424,13 @@ async def _run_socket_mode(
 ) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    await _verify_app_token(client, app_token)  # before the handler exists: it opens an HTTP session at once
     handler = AsyncSocketModeHandler(app, app_token, web_client=client)
-    await _verify_app_token(client, app_token)
-    await handler.connect_async()
-    log.info("Slack app connected in Socket Mode to team %s", info.get("team_id"))
-    if on_ready:
-        on_ready({**info, "mode": "socket", "port": None})
     try:
+        await handler.connect_async()
+        log.info("Slack app connected in Socket Mode to team %s", info.get("team_id"))
+        if on_ready:
+            on_ready({**info, "mode": "socket", "port": None})
         await asyncio.Event().wait()
     finally:
         await handler.close_async()

@@ -4,7 +4,10 @@ Exactly once: the main message carries Slack message metadata
 `{"event_type": "digestbot_digest", "event_payload": {"digest_id": ...}}`
 (https://docs.slack.dev/messaging/message-metadata). After a crash between posting and recording the ref,
 the ledger calls `find_posted`, which reads the channel's recent history with `include_all_metadata` and finds
-the earlier post instead of sending a second one.
+the earlier post instead of sending a second one. Thread replies carry the same metadata plus their part number,
+so a crash between the main message and its last reply is finished too: `find_posted` reads the thread
+(conversations.replies) and posts only the parts missing from it. This module is the single source of truth for
+the metadata: whatever metadata the renderer puts in its payloads is not sent.
 
 Retries: slack_sdk's own retry handlers are turned off for this client (`retry_handlers=[]`). A retried
 chat.postMessage after a dropped connection may post twice, and the ledger already retries with a
@@ -190,11 +193,56 @@ class SlackPoster:
                 raise delivery_error(channel_key, exc) from None
             for message in response.get("messages") or []:
                 if is_digest_message(message, digest_id):
+                    await self._resume_thread(channel_key, channel, digest_id, str(message["ts"]))
                     return f"{channel}:{message['ts']}"
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not response.get("has_more") or not cursor:
                 break
         return None
+
+    async def _resume_thread(self, channel_key: str, channel: str, digest_id: str, thread_ts: str) -> None:
+        """Post the thread replies a crash left unposted under the found main message (parts already there are kept).
+
+        The ledger stored the digest with the intent, and rendering is deterministic, so the parts are the same
+        ones the first attempt was posting.
+        """
+        from bot.deliver import on_catalog
+        from bot.render_slack import render_slack
+        from digests.ledger import stored_digest
+
+        digest = await on_catalog(self.core, stored_digest, digest_id)
+        messages = render_slack(digest) if digest is not None else []
+        if len(messages) < 2:
+            return
+        try:
+            present = await self._posted_parts(channel, thread_ts, digest_id)
+        except SLACK_FAILURES as exc:
+            # The main message is out, so the digest counts as delivered; replies stay best effort, as in post().
+            log.error("digest %s: could not read its thread in %s (%s); missing replies not posted",
+                      digest_id, channel_key, delivery_error(channel_key, exc).context["code"])
+            return
+        for part, message in enumerate(messages[1:], start=1):
+            if part not in present:
+                log.info("digest %s: posting thread reply %d a crash left out", digest_id, part)
+                await self._post_reply(channel_key, channel, message, digest_id, part, thread_ts)
+
+    async def _posted_parts(self, channel: str, thread_ts: str, digest_id: str) -> set[int]:
+        """Return the part numbers of the digest's thread replies already in the thread."""
+        parts: set[int] = set()
+        cursor: str | None = None
+        for _page in range(HISTORY_PAGES):
+            response = await self.client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=HISTORY_PAGE_SIZE, cursor=cursor
+            )
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_EVENT_TYPE and payload.get("digest_id") == digest_id:
+                    parts.add(int(payload.get("part") or 0))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                break
+        return parts
 
 
 def is_digest_message(message: dict[str, Any], digest_id: str) -> bool:

@@ -108,6 +108,8 @@ class FakeSlackAPI:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    threads: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """Thread replies by (channel, parent ts), oldest first."""
     scripts: dict[str, list[Scripted]] = field(default_factory=dict)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
@@ -216,6 +218,8 @@ class FakeSlackAPI:
             return self._post(body)
         if method == "conversations.history":
             return self._history(body)
+        if method == "conversations.replies":
+            return self._replies(body)
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return {"ok": True}
@@ -231,13 +235,26 @@ class FakeSlackAPI:
             metadata = json.loads(metadata)
         if metadata:
             message["metadata"] = metadata
-        if not body.get("thread_ts"):
+        if body.get("thread_ts"):
+            self.threads.setdefault((channel, body["thread_ts"]), []).append(message)
+        else:
             self.history.setdefault(channel, []).insert(0, message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _history(self, body: dict[str, Any]) -> dict[str, Any]:
         messages = self.history.get(body.get("channel", ""), [])
         include_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [m if include_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
+        return {"ok": True, "messages": shown, "has_more": False}
+
+    def _replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """conversations.replies: the parent message first, then its replies (Slack's order)."""
+        channel, ts = body.get("channel", ""), body.get("ts", "")
+        parent = [m for m in self.history.get(channel, []) if m["ts"] == ts]
+        if not parent:
+            return {"ok": False, "error": "thread_not_found"}
+        include_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = parent + self.threads.get((channel, ts), [])
         shown = [m if include_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
         return {"ok": True, "messages": shown, "has_more": False}
 

@@ -1,0 +1,464 @@
+"""Audit of issue 6 (Slack app): each requirement not already proven elsewhere, through the real bolt app.
+
+Signed slash commands (built from the realdata payload bodies) go to the app served on a loopback port; answers,
+posts and history reads land in the loopback fake Slack Web API (tests/slack_fakes.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import urllib.parse
+from datetime import UTC, datetime
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.deliver import Deliverer
+from bot.posting import RateLimiter, SimulatedCrash
+from bot.render_slack import render_slack
+from bot.slack_app import build_slack_app, close_lanes, make_web_client
+from bot.slack_poster import (
+    METADATA_EVENT_TYPE,
+    PERMANENT_ERRORS,
+    SlackPoster,
+    make_slack_poster,
+)
+from digests import catalog, ledger
+from digests.arxiv_feed import parse_atom
+from digests.channels import get_channel, subscribe
+from digests.models import Digest, ThemeScore
+from tests.slack_fakes import (
+    TEAM_ID,
+    TEST_BOT_TOKEN,
+    TEST_SIGNING_SECRET,
+    FakeSlackAPI,
+    realdata,
+    serve_app,
+    slash_body,
+)
+from tests.test_slack_app import _with, assert_within_limits, send
+from tests.test_slack_poster import make_digest
+
+WEATHER_CHANNEL = urllib.parse.parse_qs(
+    realdata("slack_docs_slash_command_weather_payload_body.txt")
+)["channel_id"][0]
+HERE = f"slack:{TEAM_ID}:{WEATHER_CHANNEL}"
+"""The channel the documented payload comes from: where our slash commands run."""
+DIGEST_CHANNEL = f"slack:{TEAM_ID}:C0DIGEST1"
+VERIFICATION_TOKEN = "gIkuvaNzQIHg97ATvDxqgjtO"
+"""The deprecated `token` field of the documented payload: a secret Slack sends, never to be echoed."""
+
+
+async def ask(server, fake: FakeSlackAPI, command: str, text: str, **over: str) -> dict:
+    """Send one signed slash command and return the ephemeral/in-channel answer posted to its response URL."""
+    name = f"r{len(fake.calls)}"
+    status, ack = await send(
+        server.url, slash_body(command, text, fake.response_url(name), **over)
+    )
+    assert (status, ack) == (200, "")
+    await fake.wait_for(lambda f: any(c.name == name for c in f.of("response")))
+    [answer] = [c.body for c in fake.of("response") if c.name == name]
+    assert_within_limits(answer)
+    return answer
+
+
+def deliverer(
+    core, fake: FakeSlackAPI, digest: Digest, client: AsyncWebClient | None = None
+) -> Deliverer:
+    """A Deliverer posting `digest` through a fresh SlackPoster (a process start)."""
+    client = client or AsyncWebClient(
+        token=TEST_BOT_TOKEN, base_url=fake.api_url, retry_handlers=[]
+    )
+    poster = SlackPoster(core, client)
+    return Deliverer(
+        core, posters=lambda platform: poster, build=lambda c, key, now: digest
+    )
+
+
+@pytest.fixture
+async def slack_api():
+    fake = await FakeSlackAPI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def slack_core(fresh_core, slack_api):
+    settings = dataclasses.replace(
+        fresh_core.settings,
+        slack_bot_token=TEST_BOT_TOKEN,
+        slack_signing_secret=TEST_SIGNING_SECRET,
+        slack_api_url=slack_api.api_url,
+    )
+    core = dataclasses.replace(fresh_core, settings=settings)
+    yield core
+    close_lanes(core)
+
+
+@pytest.fixture
+async def app_server(slack_core):
+    server = await serve_app(build_slack_app(slack_core).web_app())
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def unpaced(slack_core):
+    slack_core.cache["rate_limiters"] = {"slack": RateLimiter(None, 0.0)}
+    return slack_core
+
+
+# ------------------------------------------------------------------ /paper cards
+
+
+@pytest.fixture
+def attention(slack_core):
+    """1706.03762 in the catalog (the real API record) and posted in a digest in another channel of this workspace,
+    and in a channel of another workspace."""
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    page = parse_atom(
+        (realdata("arxiv_api_2026_idlist_1706.03762_v7_multiversion.xml")).encode()
+    )
+    [paper] = catalog.upsert_arxiv_papers(slack_core, page.papers, now).new
+    catalog.store_scores(
+        slack_core,
+        paper.id,
+        [
+            ThemeScore(
+                "interpretability",
+                0.8,
+                True,
+                ("Toy Models of Superposition",),
+                ("attention",),
+            ),
+            ThemeScore("rlhf", 0.1, False),
+        ],
+    )
+    for channel in (DIGEST_CHANNEL, "slack:T9999:C0OTHER01"):
+        slack_core.db.table("sent_papers").insert(
+            {
+                "channel": channel,
+                "arxiv_id": paper.arxiv_id,
+                "version": 7,
+                "digest_id": f"{channel}|2026-W48",
+                "sent_at": "2026-11-24T09:00:00+00:00",
+            }
+        )
+    return paper
+
+
+async def test_paper_card_has_link_authors_date_excerpt_and_where_posted_here(
+    app_server, slack_api, attention
+):
+    answer = await ask(app_server, slack_api, "/paper", "1706.03762")
+    assert answer["response_type"] == "ephemeral"
+    [card] = [b for b in answer["blocks"] if "Attention" in json.dumps(b)]
+    text = card["text"]["text"]
+    assert "<https://arxiv.org/abs/1706.03762|Attention Is All You Need>" in text
+    assert "Ashish Vaswani" in text
+    assert re.search(
+        r" \u00b7 \d{4}-\d{2}-\d{2} \u00b7 themes: interpretability\n", text
+    )  # rlhf didn't match
+    assert "Why: close to \u201cToy Models of Superposition\u201d" in text
+    assert "dominant sequence transduction models" in text  # the abstract excerpt
+    assert "Already posted in <#C0DIGEST1> on 2026-11-24" in text
+    assert "C0OTHER01" not in json.dumps(
+        answer
+    )  # another workspace's channel is not shown
+
+
+async def test_paper_answers_at_most_three_cards(app_server, slack_api):
+    answer = await ask(
+        app_server, slack_api, "/paper", "language models human feedback"
+    )
+    cards = [
+        b
+        for b in answer["blocks"]
+        if b["type"] == "section" and b["text"]["text"].startswith("*")
+    ]
+    assert 1 <= len(cards) <= 3
+
+
+async def test_paper_nothing_found_offers_the_closest_titles(app_server, slack_api):
+    answer = await ask(
+        app_server, slack_api, "/paper", "Constitutonal Harmlesness Feedbak"
+    )
+    assert "Nothing in the catalog matches" in answer["text"]
+    assert "Constitutional AI: Harmlessness from AI Feedback" in json.dumps(answer)
+
+
+@pytest.mark.parametrize(
+    "text", ["-reward -model", "NEAR(reward model)", "reward OR model*", "AND", '"']
+)
+async def test_more_hostile_queries_get_a_clear_answer(app_server, slack_api, text):
+    answer = await ask(app_server, slack_api, "/paper", text)
+    assert answer["text"].strip() and "went wrong" not in answer["text"]
+
+
+async def test_the_payloads_verification_token_is_never_echoed_or_logged(
+    app_server, slack_api, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    answer = await ask(
+        app_server, slack_api, "/paper", "attention", token=VERIFICATION_TOKEN
+    )
+    assert VERIFICATION_TOKEN in slash_body(
+        "/paper", "x", None
+    )  # the fixture does carry it
+    assert (
+        TEST_BOT_TOKEN not in json.dumps(answer) and TEST_BOT_TOKEN not in caplog.text
+    )
+    assert VERIFICATION_TOKEN not in caplog.text
+
+
+# ------------------------------------------------------------------ /digest, every subcommand
+
+
+async def test_every_digest_subcommand_through_the_app(
+    app_server, slack_api, slack_core
+):
+    first, second = slack_core.theme_names[:2]
+    answer = await ask(app_server, slack_api, "/digest", f"subscribe {first} {second}")
+    assert get_channel(slack_core, HERE).themes == (first, second)
+    assert answer["response_type"] == "in_channel"
+
+    topics = json.dumps(await ask(app_server, slack_api, "/digest", "topics"))
+    assert all(name in topics for name in slack_core.theme_names)
+
+    await ask(app_server, slack_api, "/digest", "schedule fri 09:30 Europe/Paris")
+    schedule = get_channel(slack_core, HERE).schedule
+    assert (schedule.weekday, schedule.time, schedule.tz) == (
+        4,
+        "09:30",
+        "Europe/Paris",
+    )
+
+    preview = await ask(app_server, slack_api, "/digest", "preview")
+    assert preview["response_type"] == "ephemeral" and preview["blocks"]
+    status = json.dumps(await ask(app_server, slack_api, "/digest", "status"))
+    assert "Europe/Paris" in status or "Fri" in status
+
+    await ask(app_server, slack_api, "/digest", f"unsubscribe {second}")
+    assert get_channel(slack_core, HERE).themes == (first,)
+    await ask(app_server, slack_api, "/digest", "unsubscribe")
+    assert get_channel(slack_core, HERE).themes == ()
+
+    help_text = json.dumps(await ask(app_server, slack_api, "/digest", "help"))
+    for sub in ("subscribe", "unsubscribe", "topics", "schedule", "preview", "status"):
+        assert sub in help_text
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [("subscibe rlhf", "/digest subscribe"), ("subscribe rlfh", "rlhf")],
+)
+async def test_typos_get_suggestions(
+    app_server, slack_api, slack_core, text, suggestion
+):
+    answer = await ask(app_server, slack_api, "/digest", text)
+    assert suggestion in json.dumps(answer)
+    assert (
+        get_channel(slack_core, HERE) is None
+        or get_channel(slack_core, HERE).themes == ()
+    )
+
+
+async def test_configured_admins_alone_may_change_a_subscription(slack_core, slack_api):
+    core = _with(slack_core, admins=("U0ADMIN01",))
+    server = await serve_app(build_slack_app(core).web_app())
+    try:
+        theme = core.theme_names[0]
+        refused = await ask(
+            server, slack_api, "/digest", f"subscribe {theme}"
+        )  # the payload's user, not an admin
+        assert "admins" in refused["text"] and refused["response_type"] == "ephemeral"
+        assert get_channel(core, HERE) is None or get_channel(core, HERE).themes == ()
+        await ask(
+            server, slack_api, "/digest", f"subscribe {theme}", user_id="U0ADMIN01"
+        )
+        assert get_channel(core, HERE).themes == (theme,)
+    finally:
+        await server.stop()
+
+
+# ------------------------------------------------------------------ posting
+
+
+async def test_the_poster_sets_the_metadata_whatever_the_renderer_says(
+    unpaced, slack_api
+):
+    """Single source of truth: METADATA_EVENT_TYPE on every part, which is what find_posted looks for."""
+    digest = make_digest(n_items=40, abstract_chars=2500)
+    poster = SlackPoster(
+        unpaced, AsyncWebClient(token=TEST_BOT_TOKEN, base_url=slack_api.api_url)
+    )
+    await poster.post(digest.channel, digest)
+    calls = slack_api.of("chat.postMessage")
+    assert len(calls) == len(render_slack(digest)) >= 2
+    assert {c.body["metadata"]["event_type"] for c in calls} == {METADATA_EVENT_TYPE}
+    assert all(c.body["unfurl_links"] is False and c.body["text"] for c in calls)
+
+
+class CrashAfter(AsyncWebClient):
+    """The real client, except the process "dies" after `posts` successful chat.postMessage calls."""
+
+    def __init__(self, posts: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.left = posts
+
+    async def chat_postMessage(self, **kwargs):
+        if self.left == 0:
+            raise SimulatedCrash("between thread replies")
+        self.left -= 1
+        return await super().chat_postMessage(**kwargs)
+
+
+async def test_crash_between_thread_replies_is_finished_on_restart_without_duplicates(
+    unpaced, slack_api, fixed_now
+):
+    subscribe(unpaced, DIGEST_CHANNEL, [unpaced.theme_names[0]])
+    digest = dataclasses.replace(
+        make_digest(n_items=60, abstract_chars=2500), id=f"{DIGEST_CHANNEL}|2026-W48"
+    )
+    parts = len(render_slack(digest))
+    assert parts >= 2
+    crashing = CrashAfter(
+        1, token=TEST_BOT_TOKEN, base_url=slack_api.api_url, retry_handlers=[]
+    )
+    with pytest.raises(SimulatedCrash):
+        await deliverer(unpaced, slack_api, digest, crashing).deliver(
+            DIGEST_CHANNEL, fixed_now
+        )
+    assert (
+        len(slack_api.of("chat.postMessage")) == 1
+    )  # the main message only: its thread replies never went
+
+    [result] = await deliverer(unpaced, slack_api, digest).recover()
+
+    assert result.outcome == "recovered"
+    posted = [
+        c.body["metadata"]["event_payload"].get("part", 0)
+        for c in slack_api.of("chat.postMessage")
+    ]
+    assert sorted(posted) == list(range(parts))  # every part exactly once
+    [(_, main_ts)] = [(c, m["ts"]) for c in ["C0DIGEST1"] for m in slack_api.history[c]]
+    assert len(slack_api.threads[("C0DIGEST1", main_ts)]) == parts - 1
+    assert ledger.get_delivery(unpaced, digest.id).status == "done"
+    # A second recovery finds the thread complete and posts nothing.
+    assert (
+        await SlackPoster(
+            unpaced, make_web_client(TEST_BOT_TOKEN, unpaced.settings)
+        ).find_posted(DIGEST_CHANNEL, digest.id)
+        is not None
+    )
+    assert len(slack_api.of("chat.postMessage")) == parts
+
+
+async def test_find_posted_posts_only_the_thread_replies_missing(
+    unpaced, slack_api, fixed_now
+):
+    """Part 2 of the thread is there, part 1 is not: recovery posts part 1 alone."""
+    subscribe(unpaced, DIGEST_CHANNEL, [unpaced.theme_names[0]])
+    digest = dataclasses.replace(
+        make_digest(n_items=100, abstract_chars=1000), id=f"{DIGEST_CHANNEL}|2026-W48"
+    )
+    assert len(render_slack(digest)) == 3
+    await deliverer(unpaced, slack_api, digest).deliver(DIGEST_CHANNEL, fixed_now)
+    [main] = slack_api.history["C0DIGEST1"]
+    thread = slack_api.threads[("C0DIGEST1", main["ts"])]
+    del thread[0]  # as if part 1's post had been lost
+    before = len(slack_api.of("chat.postMessage"))
+
+    poster = SlackPoster(unpaced, make_web_client(TEST_BOT_TOKEN, unpaced.settings))
+    assert (
+        await poster.find_posted(DIGEST_CHANNEL, digest.id) == f"C0DIGEST1:{main['ts']}"
+    )
+
+    [call] = slack_api.of("chat.postMessage")[before:]
+    assert (
+        call.body["metadata"]["event_payload"]["part"] == 1
+        and call.body["thread_ts"] == main["ts"]
+    )
+    [history] = [c for c in slack_api.of("conversations.replies")]
+    assert history.body["include_all_metadata"] in ("1", "true", "True")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "invalid_auth",
+        "account_inactive",
+    ],
+)
+async def test_permanent_error_breaks_the_channel_and_the_next_user_there_is_told(
+    app_server, slack_api, unpaced, fixed_now, code, caplog
+):
+    subscribe(unpaced, HERE, [unpaced.theme_names[0]])
+    digest = dataclasses.replace(make_digest(), id=f"{HERE}|2026-W48", channel=HERE)
+    slack_api.script("chat.postMessage", error=code)
+    result = await deliverer(unpaced, slack_api, digest).deliver(HERE, fixed_now)
+    assert (
+        result.outcome == "broken" and code in get_channel(unpaced, HERE).broken_reason
+    )
+    answer = json.dumps(await ask(app_server, slack_api, "/paper", "reward"))
+    assert PERMANENT_ERRORS[code] in answer and code in answer
+    assert TEST_BOT_TOKEN not in answer and TEST_BOT_TOKEN not in caplog.text
+
+
+async def test_429_retry_after_then_posted_once(unpaced, slack_api, fixed_now):
+    subscribe(unpaced, DIGEST_CHANNEL, [unpaced.theme_names[0]])
+    digest = dataclasses.replace(make_digest(), id=f"{DIGEST_CHANNEL}|2026-W48")
+    slack_api.script("chat.postMessage", status=429, retry_after=0)
+    result = await deliverer(unpaced, slack_api, digest).deliver(
+        DIGEST_CHANNEL, fixed_now
+    )
+    assert result.outcome == "posted" and len(slack_api.history["C0DIGEST1"]) == 1
+
+
+# ------------------------------------------------------------------ configuration
+
+
+async def test_slack_api_url_from_the_environment_reaches_every_client(
+    monkeypatch, slack_api, fresh_core
+):
+    from digests.settings import load_settings
+
+    monkeypatch.setenv("DIGESTBOT_SLACK_API_URL", slack_api.api_url)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TEST_BOT_TOKEN)
+    settings = load_settings()
+    assert settings.slack_api_url == slack_api.api_url
+    core = dataclasses.replace(fresh_core, settings=settings)
+    core.cache["rate_limiters"] = {"slack": RateLimiter(None, 0.0)}
+    await make_slack_poster(core).post(make_digest().channel, make_digest())
+    await make_web_client(settings.slack_bot_token, settings).auth_test()
+    assert [c.method for c in slack_api.calls] == ["chat.postMessage", "auth.test"]
+    close_lanes(core)
+
+
+def test_bolt_does_not_warn_about_the_bot_token_in_the_environment(
+    monkeypatch, slack_core, caplog
+):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TEST_BOT_TOKEN)  # bolt reads it by itself
+    caplog.set_level(logging.WARNING)
+    build_slack_app(slack_core)
+    assert "will be unused" not in caplog.text and TEST_BOT_TOKEN not in caplog.text
+
+
+async def test_an_unreadable_thread_still_counts_the_digest_as_found(
+    unpaced, slack_api, fixed_now, caplog
+):
+    digest = dataclasses.replace(
+        make_digest(n_items=100, abstract_chars=1000), id=f"{DIGEST_CHANNEL}|2026-W48"
+    )
+    poster = SlackPoster(unpaced, make_web_client(TEST_BOT_TOKEN, unpaced.settings))
+    subscribe(unpaced, DIGEST_CHANNEL, [unpaced.theme_names[0]])
+    await deliverer(unpaced, slack_api, digest).deliver(DIGEST_CHANNEL, fixed_now)
+    slack_api.script("conversations.replies", error="missing_scope")
+    assert await poster.find_posted(DIGEST_CHANNEL, digest.id) is not None
+    assert "could not read its thread" in caplog.text and "missing_scope" in caplog.text
