@@ -606,20 +606,20 @@ def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float
 
 
 PREFIX_MIN_CHARS = 2
-"""A one-letter prefix matches too much of a large catalog to be worth an index scan."""
+"""A lone one-letter prefix matches too much of a large catalog to be worth an index scan."""
 
 
 def title_prefix_ids(core: "Core", partial: str, limit: int = 25) -> list[int]:
     """Return ids of papers whose title has the finished words of `partial` and a word starting with its last.
 
-    For as-you-type completion: the title-only FTS5 index, every word quoted (never raw user syntax), the
+    For as-you-type completion: the unstemmed title index, every word quoted (never raw user syntax), the
     newest matches first without ranking, so a common prefix stays cheap on a million papers.
     """
     terms = query_terms(partial)
-    if not terms or len(terms[-1]) < PREFIX_MIN_CHARS:
+    if not terms or (len(terms) == 1 and len(terms[0]) < PREFIX_MIN_CHARS):
         return []
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    return _rowids(core, "papers_title_fts", " ".join(quoted[:-1] + [quoted[-1] + "*"]), limit)
+    return _rowids(core, "papers_title_prefix", " ".join(quoted[:-1] + [quoted[-1] + "*"]), limit)
 
 
 def suggest_titles(core: "Core", query: str, limit: int = 3) -> list[str]:

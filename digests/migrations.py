@@ -194,3 +194,27 @@ def m004_title_fts(db: Database) -> None:
         END;
         """
     )
+
+
+@migrations()
+def m005_title_prefix_index(db: Database) -> None:
+    """Add an unstemmed title index for as-you-type completion: the porter stemmer also shortens a typed
+    prefix ("constituti" finds nothing), so completion needs the words as written."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE papers_title_prefix USING fts5(
+            title, content='papers', content_rowid='id', tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+        );
+        INSERT INTO papers_title_prefix(papers_title_prefix) VALUES ('rebuild');
+        CREATE TRIGGER papers_title_prefix_ai AFTER INSERT ON papers BEGIN
+            INSERT INTO papers_title_prefix(rowid, title) VALUES (new.id, new.title);
+        END;
+        CREATE TRIGGER papers_title_prefix_ad AFTER DELETE ON papers BEGIN
+            INSERT INTO papers_title_prefix(papers_title_prefix, rowid, title) VALUES ('delete', old.id, old.title);
+        END;
+        CREATE TRIGGER papers_title_prefix_au AFTER UPDATE OF title ON papers BEGIN
+            INSERT INTO papers_title_prefix(papers_title_prefix, rowid, title) VALUES ('delete', old.id, old.title);
+            INSERT INTO papers_title_prefix(rowid, title) VALUES (new.id, new.title);
+        END;
+        """
+    )

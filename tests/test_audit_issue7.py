@@ -472,13 +472,6 @@ async def test_exhausted_route_bucket_waits_its_reset_after_and_only_for_that_ch
 # -- /paper autocomplete keeps its answer while a word is being typed -------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="papers_title_fts uses the porter tokenizer, which also stems the typed prefix: 'constituti' and "
-    "'constitutio' find nothing although 'constitu' and 'constitutional' do. Fix (lead): an unstemmed "
-    "title-prefix FTS5 index (new migration) queried by digests/catalog.py title_prefix_ids; see "
-    "bench/discord_autocomplete.py --unstemmed",
-    strict=False,
-)
 async def test_paper_autocomplete_keeps_answering_letter_by_letter(api, client):
     word = "constitutional"
     for n in range(3, len(word) + 1):

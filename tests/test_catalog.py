@@ -230,3 +230,9 @@ def test_catalog_writes_keep_shared_process_objects(core):
     core.cache["catalog_lane"] = marker
     catalog.upsert_arxiv_papers(core, [arxiv_paper("2401.00002", "Another new paper")], NOW)
     assert core.cache["catalog_lane"] is marker
+
+
+@pytest.mark.parametrize("typed", ["constitu", "constituti", "constitutio", "constitutional", "constitutional a"])
+def test_title_prefix_ids_answers_letter_by_letter(fresh_core, typed):
+    titles = [catalog.get_paper(fresh_core, i).title for i in catalog.title_prefix_ids(fresh_core, typed)]
+    assert "Constitutional AI: Harmlessness from AI Feedback" in titles
