@@ -78,7 +78,7 @@ def _when(iso: str | None, tz: str | None = None) -> str:
 def _status_line(info: dict[str, Any]) -> str:
     schedule = info.get("schedule") or {}
     if info["broken_reason"]:
-        state = f"BROKEN: {info['broken_reason']} (since {info['broken_at'] or '?'})"
+        state = f"BROKEN since {_when(info['broken_at'])}: {info['broken_reason']}; next try {_when(info['next_run'], schedule.get('tz'))}"
     elif info["paused"]:
         state = "paused (no themes)"
     else:
@@ -185,7 +185,8 @@ def dataclasses_asdict(obj: Any) -> dict[str, Any]:
 
 def _failure_text(channel: str, result: Any) -> str:
     texts = {
-        "broken": f"{channel} refused the digest ({result.detail}); it is marked broken until fixed.",
+        "broken": f"{channel} refused the digest: {result.detail}. It is marked broken; its next scheduled digest "
+                  f"tries again, or run this command once it is fixed.",
         "retry": f"The platform is rate limiting {channel} ({result.detail}); `digestbot run` will retry it.",
         "paused": f"{channel} has no themes; subscribe it with: digestbot subscribe {channel} --theme THEME",
         "unavailable": str(result.detail),

@@ -1,5 +1,11 @@
 """Deliver due digests through the ledger: many channels in parallel, paced, retried, exactly once.
 
+A channel that refuses a post permanently (bot removed, permission missing, channel gone) is marked
+broken with a sentence naming the problem and the fix, and is never retried in between; its next
+scheduled run makes one attempt, so a fixed channel gets its digests again without anyone clearing
+the mark (a success clears it). Failures the channel can be told about are told to it: a digest that
+could not be built, one whose retries ran out, and one dropped as more than a week late.
+
 SQLite is touched only on the core's single-thread "catalog lane" (STYLE §4.3; `on_catalog`), which
 holds its own connection to the database file. Posting is async, on the event loop.
 """
@@ -189,8 +195,9 @@ class Deliverer:
     async def deliver(self, channel_key: str, due: datetime, *, include_broken: bool = False) -> DeliveryResult:
         """Build `channel_key`'s digest for the run at `due` and deliver it unless the ledger has it.
 
-        Broken channels are skipped unless `include_broken` (an explicit `digest send`); a successful
-        send clears the broken mark. Build failures are logged, recorded and told to the channel.
+        Broken channels are skipped unless `include_broken` (an explicit `digest send`, or the channel's
+        scheduled run, which is how a fixed channel is noticed); a successful send clears the broken mark.
+        Build failures are logged, recorded and told to the channel.
         """
         channel = await self.db(_get_channel, channel_key)
         skip = _skip_reason(channel_key, channel, include_broken)
@@ -254,9 +261,12 @@ class Deliverer:
             return DeliveryResult(key, "recovered", digest_id, delivery.message_ref)
         now = self.core.clock()
         if ledger.is_stale(delivery, now):
-            reason = "more than a week late"
+            reason = "more than a week late" + (f" (last error: {delivery.error})" if delivery.error else "")
             log.warning("skipping digest %s: %s", digest_id, reason)
             await self.db(ledger.record_skipped, digest_id, reason)
+            if delivery.error:
+                await self._notify(key, delivery.week, STALE_NOTICE.format(week=delivery.week, error=_error_text(
+                    delivery.error)), f"Not delivered: {delivery.error or 'the platform kept refusing it'}")
             return DeliveryResult(key, "skipped", digest_id, detail=reason)
         if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
             return DeliveryResult(key, "retry", digest_id, detail=f"waiting until {delivery.retry_at}")
@@ -306,13 +316,17 @@ class Deliverer:
             except DeliveryError as exc:
                 wait = await self._handle_error(key, digest_id, exc, attempts, limiter)
                 if wait is None:
-                    return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=str(exc))
+                    if not exc.permanent and not exc.retry_after:
+                        await self._tell_retrying(delivery, digest, attempts, exc.message)
+                    detail = broken_sentence(key, exc) if exc.permanent else str(exc)
+                    return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=detail)
                 await self.sleep(wait)
                 continue
             except Exception as exc:  # a poster bug or network error: keep the intent, retry later
                 log.exception("posting %s failed", digest_id)
                 retry_at = self.core.clock() + timedelta(seconds=BACKOFF * attempts)
                 await self.db(ledger.record_retry, digest_id, f"{type(exc).__name__}: {exc}", retry_at)
+                await self._tell_retrying(delivery, digest, attempts, f"{type(exc).__name__}: {exc}")
                 return DeliveryResult(key, "retry", digest_id, detail=str(exc))
             self.checkpoint("posted")
             return await self._finish(key, digest, ref, "posted")
@@ -329,10 +343,10 @@ class Deliverer:
     ) -> float | None:
         """Record a platform error; return seconds to wait before retrying in place, or None to stop."""
         if exc.permanent:
-            reason = f"{exc.code}: {exc.message}" if getattr(exc, "code", None) else exc.message
-            log.warning("channel %s is broken: %s", key, reason)
+            reason = broken_sentence(key, exc)
+            log.warning("channel %s is broken (code %s): %s", key, exc.code, reason)
             await self.db(ledger.record_failed, digest_id, reason)
-            await self.db(_mark_broken, key, str(exc.code or reason))
+            await self.db(_mark_broken, key, reason)
             return None
         wait = float(exc.retry_after) if getattr(exc, "retry_after", None) else BACKOFF * attempts
         limiter.pause(wait, None if getattr(exc, "code", None) in GLOBAL_LIMIT_CODES else key)
@@ -349,16 +363,36 @@ class Deliverer:
             "it will be tried again at the next scheduled run."
         )
         iso = due.isocalendar()
+        await self._notify(channel.key, f"{iso.year}-W{iso.week:02d}", text,
+                           f"Digest build failed: {type(exc).__name__}", themes=channel.themes)
+
+    async def _tell_retrying(self, delivery: ledger.Delivery, digest: Digest, attempts: int, error: str) -> None:
+        """Tell the channel once, when the in-place retries of its digest have run out (STYLE §4.6 (c)).
+
+        Rate limits are not told (the notice would be refused too); the sweep retries them until the
+        digest is a week late, and the channel is told then if it was dropped.
+        """
+        if attempts != self.max_attempts:
+            return
+        start = datetime.fromisoformat(delivery.created_at) if delivery.created_at else self.core.clock()
+        last = start + ledger.MAX_LATE
+        until = f"{last:%a} {last:%b} {last.day}"
+        text = RETRY_NOTICE.format(error=_error_text(error), until=until)
+        await self._notify(digest.channel, digest.week, text, f"Not delivered yet: {error}", themes=digest.themes)
+
+    async def _notify(self, key: str, week: str, text: str, coverage: str, themes: tuple[str, ...] = ()) -> None:
+        """Post a short notice (not a digest) to the channel; log if even that fails."""
         notice = Digest(
-            id=f"{channel.key}|{iso.year}-W{iso.week:02d}|failed", channel=channel.key,
-            week=f"{iso.year}-W{iso.week:02d}", title="Weekly digest: not available", themes=channel.themes,
-            items=(), coverage=Coverage("failed", f"Digest build failed: {type(exc).__name__}"),
-            generated_at=self.core.clock().isoformat(), empty_note=text, status="source_error",
+            id=f"{key}|{week}|failed", channel=key, week=week, title="Weekly digest: not available", themes=themes,
+            items=(), coverage=Coverage("failed", coverage), generated_at=self.core.clock().isoformat(),
+            empty_note=text, status="source_error",
         )
         try:
-            await self.posters(channel.platform).post(channel.key, notice)
+            poster = self.posters(key.split(":", 1)[0])
+            await rate_limiter(self.core, poster.platform).acquire(key)
+            await poster.post(key, notice)
         except (DigestBotError, OSError) as err:
-            log.warning("could not tell %s that its digest failed: %s", channel.key, err)
+            log.warning("could not tell %s that its digest failed: %s", key, err)
 
     async def deliver_many(
         self, runs: Iterable[tuple[str, datetime]], *, workers: int = 32, chunk: int = 1000
@@ -399,7 +433,7 @@ class Deliverer:
         ready: list[Channel] = []
         for key in keys:
             channel = _get_channel(core, key)
-            skip = _skip_reason(key, channel, False)
+            skip = _skip_reason(key, channel, True)  # scheduled runs try broken channels once (see deliver)
             if skip is not None:
                 out.append(skip)
             else:
@@ -433,7 +467,58 @@ class Deliverer:
         channel = await self.db(_get_channel, channel_key)
         if channel is None:
             return DeliveryResult(channel_key, "unknown")
-        return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()))
+        return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()), include_broken=True)
+
+
+RETRY_NOTICE = (
+    "This week's digest could not be posted yet ({error}). I'll keep trying until {until}; "
+    "the admins can see the details with `digestbot status`."
+)
+STALE_NOTICE = (
+    "The digest for {week} could not be posted for a week ({error}), so it was dropped. "
+    "The next digest comes as scheduled; the admins can see the details with `digestbot status`."
+)
+FIX_HINTS = {
+    "not_in_channel": "invite the app to this channel with /invite",
+    "channel_not_found": "check the channel still exists and the app can see it, or unsubscribe it",
+    "is_archived": "unarchive the channel or unsubscribe it",
+    "invalid_auth": "set a valid SLACK_BOT_TOKEN and restart digestbot",
+    "not_authed": "set SLACK_BOT_TOKEN and restart digestbot",
+    "token_revoked": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "token_expired": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "account_inactive": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "missing_scope": "reinstall the app from config/slack-manifest.yaml so it gets the permissions it needs",
+    "restricted_action": "ask a workspace admin to let the app post here",
+    "10003": "subscribe an existing channel instead, or unsubscribe this one",
+}
+"""How to fix a channel refused with a platform code, when the poster's message does not say."""
+FIX_DEFAULT = "give the bot back its access to this channel"
+
+
+def broken_sentence(key: str, exc: DeliveryError) -> str:
+    """Return why `key` is broken, in words, with the platform's code and what fixes it.
+
+    Posters put the problem in the message (`the app is not a member of this channel (not_in_channel)`);
+    the code alone (`50013`) tells an admin nothing. A message already naming a fix (after `;`) is kept.
+    """
+    text = (exc.message or "").strip()
+    if text.startswith(f"{key}:"):
+        text = text[len(key) + 1:].strip()
+    code = str(exc.code) if exc.code is not None else ""
+    if not text or text == code:
+        text = f"the platform refused to post here ({code or 'no reason given'})"
+    elif code and code not in text:
+        text = f"{text} ({code})"
+    if ";" not in text:
+        text += f"; {FIX_HINTS.get(code, FIX_DEFAULT)}"
+    return text
+
+
+def _error_text(error: str | None) -> str:
+    """Return a stored delivery error without the channel-key prefix posters put in front."""
+    text = (error or "the platform kept refusing it").strip()
+    head, sep, rest = text.partition(": ")
+    return rest if sep and head.count(":") >= 1 and " " not in head else text
 
 
 def _skip_reason(key: str, channel: Channel | None, include_broken: bool) -> DeliveryResult | None:

@@ -202,9 +202,13 @@ def set_size(
 
 
 def mark_broken(core: Core, key: str, reason: str) -> Channel:
-    """Mark `key` broken (bot removed, permission missing...) so deliveries skip it until cleared."""
-    require_channel(core, key)
-    _update(core, key, {"broken_reason": reason, "broken_at": utcnow_iso(core.clock())})
+    """Mark `key` broken (bot removed, permission missing...): retries stop; its next scheduled run tries once.
+
+    `reason` is a sentence naming the problem and its fix. Marking an already broken channel again
+    keeps the time it first broke.
+    """
+    current = require_channel(core, key)
+    _update(core, key, {"broken_reason": reason, "broken_at": current.broken_at or utcnow_iso(core.clock())})
     return require_channel(core, key)
 
 

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 DeliveryStatus = Literal["pending", "posted", "done", "failed", "skipped"]
 OPEN = ("pending", "posted")
+MAX_LATE = timedelta(days=7)
+"""An open intent older than this is skipped, never posted (schedule.MAX_LATE says the same for jobs)."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ def last_delivery(core: Core, channel_key: str, status: tuple[str, ...] | None =
     return _row(rows[0]) if rows else None
 
 
-def is_stale(delivery: Delivery, now: datetime, max_late: timedelta = timedelta(days=7)) -> bool:
+def is_stale(delivery: Delivery, now: datetime, max_late: timedelta = MAX_LATE) -> bool:
     """Return True when an open intent is more than `max_late` old and should be skipped, not posted."""
     return delivery.created_at is not None and now - datetime.fromisoformat(delivery.created_at) > max_late
 
@@ -288,7 +290,7 @@ def channel_status(core: Core, key: str, now: datetime) -> dict[str, Any]:
     last = last_delivery(core, key)
     delivered = last_delivery(core, key, ("posted", "done"))
     next_run = None
-    if channel is not None and not channel.paused and not channel.broken_reason:
+    if channel is not None and not channel.paused:
         next_run = next_digest_run(channel, now).isoformat()
     return {
         "channel": key,

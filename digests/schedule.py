@@ -172,9 +172,10 @@ def due_run(channel: Channel, now: datetime) -> datetime | None:
 
     Only the latest scheduled run counts: runs missed while the bot was down coalesce into it, and
     older ones (more than a week late) are never sent. A run before the channel was created is not
-    due either, so a new subscription starts with its next scheduled digest.
+    due either, so a new subscription starts with its next scheduled digest. A broken channel is
+    still due: its scheduled run is the one attempt that finds out whether it was fixed.
     """
-    if channel.paused or channel.broken_reason:
+    if channel.paused:
         return None
     run = previous_digest_run(channel, now)
     if channel.created_at and run < datetime.fromisoformat(channel.created_at):
@@ -240,8 +241,9 @@ def _list_channels(core: Core) -> list[Channel]:
 def sync_digest_jobs(
     scheduler: Any, channels: Iterable[Channel], on_digest: Callable[[str], Awaitable[Any]]
 ) -> dict[str, int]:
-    """Make the scheduler's `digest:*` jobs match `channels` (active, unbroken); return counts changed."""
-    wanted = {digest_job_id(c.key): c for c in channels if not c.paused and not c.broken_reason}
+    """Make the scheduler's `digest:*` jobs match `channels` (every unpaused one, broken included: its
+    scheduled run is its one weekly attempt); return counts changed."""
+    wanted = {digest_job_id(c.key): c for c in channels if not c.paused}
     have = {job.id: job for job in scheduler.get_jobs() if job.id.startswith("digest:")}
     removed = added = 0
     for job_id, job in have.items():

@@ -141,8 +141,11 @@ def take_unsent(
 
 
 def _item(paper: Paper, hits: list[ThemeScore], themes: Sequence[str]) -> DigestItem:
+    # The why (nearest seed papers) is the best-scoring theme's, so that theme is listed first:
+    # a reader sees which theme the "Why" line explains.
     best = max(hits, key=lambda s: s.score)
-    names = tuple(t for t in themes if any(s.theme == t for s in hits))
+    order = {name: -max(s.score for s in hits if s.theme == name) for name in themes if any(s.theme == name for s in hits)}
+    names = tuple(sorted(order, key=lambda name: (order[name], themes.index(name))))
     terms = tuple(dict.fromkeys(term for s in sorted(hits, key=lambda s: -s.score) for term in s.terms))
     return DigestItem(paper=paper, themes=names, score=best.score, why=best.why[:3], terms=terms[:6])
 
@@ -255,7 +258,7 @@ def summarize_coverage(
                         "papers from arXiv.", window.since.isoformat(), last_day.isoformat())
     good = [r for r in runs if r.outcome in ("ok", "empty")]
     latest = max(runs, key=lambda r: r.started)
-    covered_to = min(last_day, max((_date(r.window_end) for r in good), default=window.since))
+    covered_to = min(last_day, max((_last_covered_day(r) for r in good), default=window.since))
     span = _span(window.since, covered_to)
     if latest.outcome == "failed":
         return _failed_coverage(runs, good, window, now, covered_to)
@@ -330,9 +333,15 @@ def join_labels(labels: Sequence[str]) -> str:
     return ", ".join(labels)
 
 
-def _date(text: str) -> date:
-    value = datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00+00:00")
-    return value.astimezone(UTC).date() if value.tzinfo else value.date()
+def _last_covered_day(run: FetchRun) -> date:
+    """Return the last UTC day a good run covered: its window end is exclusive, and no run sees past its start."""
+    end = _moment(run.window_end) - timedelta(microseconds=1)
+    return min(end.astimezone(UTC).date(), _moment(run.started).astimezone(UTC).date())
+
+
+def _moment(text: str) -> datetime:
+    value = datetime.fromisoformat(text if "T" in text else text + "T00:00:00+00:00")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _day(day: date) -> str:
@@ -349,8 +358,10 @@ def _span(start: date, end: date) -> str:
 
 
 def _when(moment: datetime, now: datetime, preposition: str = "since") -> str:
-    """Return `since Tuesday` within the last six days, else `since Nov 10`."""
+    """Return `today`, `since Tuesday` within the last six days, else `since Nov 10`."""
     day = moment.astimezone(UTC).date()
-    if 0 <= (now.astimezone(UTC).date() - day).days < 6:
+    if day == now.astimezone(UTC).date():
+        return "today"
+    if 0 < (now.astimezone(UTC).date() - day).days < 6:
         return f"{preposition} {day:%A}"
     return f"{preposition} {_day(day)}"

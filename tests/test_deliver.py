@@ -103,12 +103,15 @@ async def test_permanent_error_marks_broken_and_others_go_on(core, sleep):
     poster = RecordingPoster().will(B, permanent_failure(B, "channel_not_found"))
     results = {r.channel: r.outcome for r in await make(core, poster, sleep).catch_up()}
     assert results == {A: "posted", B: "broken", C: "posted"}
-    assert get_channel(core, B).broken_reason == "channel_not_found"
+    reason = get_channel(core, B).broken_reason
+    assert reason == ("the platform refused to post here (channel_not_found); "
+                      "check the channel still exists and the app can see it, or unsubscribe it")
     assert ledger.get_delivery(core, f"{B}|2026-W48").status == "failed"
 
     skipped = await make(core, poster, sleep).deliver(B, DUE)
     assert skipped.outcome == "broken" and len(poster.calls) == 3
-    assert ledger.channel_status(core, B, core.clock())["broken_reason"] == "channel_not_found"
+    assert ledger.channel_status(core, B, core.clock())["broken_reason"] == reason
+    assert await make(core, poster, sleep).catch_up() == []  # no retries of a broken channel in between
 
     fixed = await make(core, poster, sleep).deliver(B, DUE, include_broken=True)
     assert fixed.outcome == "posted" and get_channel(core, B).broken_reason is None

@@ -79,7 +79,8 @@ async def test_not_in_channel_marks_the_channel_broken(core, slack_api):
     slack_api.script("chat.postMessage", error="not_in_channel")
     results = await Deliverer(core, build=builder()).catch_up()
     assert [r.outcome for r in results] == ["broken"]
-    assert get_channel(core, KEY).broken_reason == "not_in_channel"
+    assert get_channel(core, KEY).broken_reason == (
+        "the app is not a member of this channel (not_in_channel); invite the app to this channel with /invite")
     assert await Deliverer(core, build=builder()).catch_up() == []
 
 

@@ -125,14 +125,15 @@ def test_previous_digest_run_and_due_run():
     assert schedule.due_run(ch, now) == utc(2026, 11, 23, 9)
 
 
-def test_due_run_none_for_new_paused_or_broken_channels():
+def test_due_run_none_for_new_or_paused_channels_but_broken_ones_get_their_one_try():
     now = utc(2026, 11, 25, 12)
     new = Channel("console:x", ("rlhf",), Schedule(0, "09:00", "UTC"), created_at="2026-11-24T00:00:00+00:00")
     assert schedule.due_run(new, now) is None
     paused = Channel("console:x", (), Schedule(0, "09:00", "UTC"))
     assert schedule.due_run(paused, now) is None
-    broken = Channel("console:x", ("rlhf",), Schedule(0, "09:00", "UTC"), broken_reason="channel_not_found")
-    assert schedule.due_run(broken, now) is None
+    broken = Channel("console:x", ("rlhf",), Schedule(0, "09:00", "UTC"), broken_reason="channel_not_found",
+                     created_at="2026-11-01T00:00:00+00:00")
+    assert schedule.due_run(broken, now) == utc(2026, 11, 23, 9)  # how a fixed channel is noticed
 
 
 def test_missed_runs_counts_the_ones_skipped():
@@ -180,16 +181,16 @@ def test_register_jobs_adds_expected_ids(fresh_core, fixed_now):
     scheduler = AsyncIOScheduler(timezone=UTC)
     refresh = schedule.register_jobs(scheduler, fresh_core, on_fetch=_noop, on_digest=_noop)
     ids = sorted(job.id for job in scheduler.get_jobs())
-    assert ids == ["digest:discord:1:2", "digest:slack:T1:C1", "fetch"]
+    assert ids == ["digest:console:broken", "digest:discord:1:2", "digest:slack:T1:C1", "fetch"]
     job = scheduler.get_job("digest:slack:T1:C1")
     assert job.coalesce is True and job.max_instances == 1
     assert job.trigger.get_next_fire_time(None, fixed_now) == utc(2026, 11, 30, 8)
-    assert refresh() == {"added": 0, "removed": 0, "jobs": 2}
+    assert refresh() == {"added": 0, "removed": 0, "jobs": 3}
 
     fresh_core.db["channels"].update("slack:T1:C1", {"weekday": 1})
     fresh_core.db["channels"].delete("discord:1:2")
     schedule.notify_channels_changed(fresh_core)
-    assert sorted(job.id for job in scheduler.get_jobs()) == ["digest:slack:T1:C1", "fetch"]
+    assert sorted(job.id for job in scheduler.get_jobs()) == ["digest:console:broken", "digest:slack:T1:C1", "fetch"]
     assert scheduler.get_job("digest:slack:T1:C1").trigger.schedule.weekday == 1
 
 

@@ -1,0 +1,364 @@
+"""Audit of issue 5 (weekly digests) as a user meets it: the real CLI, a loopback arXiv, `digestbot run`
+in a subprocess, and the delivery failures a channel must be told about.
+
+Regression tests for the gaps the audit found: the coverage line said "since Wednesday" on a Wednesday
+and counted the fetch window's exclusive end day as covered; an item's themes did not say which theme
+its "Why" came from; a digest whose retries ran out (or that was dropped a week late) was never told
+to its channel; broken channels stored a bare platform code ("50013") and were never tried again.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from bot.deliver import Deliverer, broken_sentence, catalog_lane
+from bot.posting import RateLimiter, RecordingPoster, permanent_failure, rate_limited
+from digests import ledger, select
+from digests.channels import get_channel
+from digests.errors import DeliveryError
+from digests.models import FetchRun, Paper, ThemeScore
+from tests.fake_platform import add_channel, builder
+
+REALDATA = Path(__file__).parent / "fixtures" / "realdata"
+ARXIV_PAGE = REALDATA / "arxiv_api_2026_search_cat-cs.AI_OR_cat-cs.LG_max50.xml"
+THEMES = "rlhf, oversight, interpretability, evaluations, reasoning, instruction-tuning, safety-policy"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def json_of(result):
+    import json
+
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+# -- subscriptions through the CLI --------------------------------------------------------------------------
+
+
+def test_subscribe_unknown_theme_is_one_line_listing_the_themes():
+    result = invoke("subscribe", "console:me", "--theme", "nonsense")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: There is no theme called 'nonsense'. Themes: {THEMES}"
+    assert json_of(invoke("channels", "--json")) == []
+
+
+@pytest.mark.parametrize("key", ["slack:T1", "irc:#x", "discord:abc:1", "console:"])
+def test_subscribe_bad_key_names_the_key_formats(key):
+    result = invoke("subscribe", key, "--theme", "rlhf")
+    assert result.exit_code == 1
+    assert "slack:<team>:<channel>, discord:<guild>:<channel> or console:<name>" in result.output
+
+
+def test_subscribe_defaults_monday_nine_in_the_zone_given_else_utc_and_five_plus_one():
+    invoke("subscribe", "slack:T1:C1", "--theme", "rlhf", "--tz", "Europe/Berlin")
+    invoke("subscribe", "discord:1:2", "--theme", "rlhf", "--theme", "oversight")
+    invoke("subscribe", "console:me", "--theme", "rlhf", "--day", "thu", "--time", "14:30", "--tz", "America/New_York")
+    rows = {c["key"]: c for c in json_of(invoke("channels", "--json"))}
+    assert {k: (c["day"], c["time"], c["tz"], c["size_new"], c["size_classic"]) for k, c in rows.items()} == {
+        "slack:T1:C1": ("mon", "09:00", "Europe/Berlin", 5, 1),
+        "discord:1:2": ("mon", "09:00", "UTC", 5, 1),
+        "console:me": ("thu", "14:30", "America/New_York", 5, 1),
+    }
+    assert rows["discord:1:2"]["themes"] == ["rlhf", "oversight"]
+
+
+def test_unsubscribing_the_last_theme_pauses_and_deletes_nothing():
+    invoke("subscribe", "console:me", "--theme", "rlhf", "--theme", "oversight", "--day", "fri")
+    assert "still following rlhf" in invoke("unsubscribe", "console:me", "--theme", "oversight").output
+    result = invoke("unsubscribe", "console:me", "--theme", "rlhf")
+    assert "console:me is paused: no themes left" in result.output
+    (row,) = json_of(invoke("channels", "--json"))
+    assert (row["paused"], row["themes"], row["day"]) == (True, [], "fri")
+    preview = invoke("digest", "preview", "console:me")
+    assert preview.exit_code == 1 and "paused" in preview.output and "Traceback" not in preview.output
+    invoke("subscribe", "console:me", "--theme", "rlhf")
+    (row,) = json_of(invoke("channels", "--json"))
+    assert (row["paused"], row["day"]) == (False, "fri")
+
+
+def test_config_channels_applied_on_start_then_cli_changes_stand_until_the_entry_changes(env_setup):
+    config = env_setup / "digestbot.toml"
+    env_setup.mkdir(parents=True, exist_ok=True)
+    entry = '[[channels]]\nkey = "slack:T1:C1"\nthemes = ["rlhf"]\nday = "tue"\ntime = "08:00"\ntz = "Europe/Berlin"\n'
+    config.write_text(entry)
+    (row,) = json_of(invoke("channels", "--json"))
+    assert (row["themes"], row["day"], row["time"], row["source"]) == (["rlhf"], "tue", "08:00", "config")
+
+    invoke("subscribe", "slack:T1:C1", "--theme", "oversight")  # a change from outside the file
+    (row,) = json_of(invoke("channels", "--json"))  # every command is a fresh start
+    assert row["themes"] == ["rlhf", "oversight"] and row["source"] == "cli"
+
+    config.write_text(entry.replace('"tue"', '"wed"'))  # editing the entry makes the file win again
+    (row,) = json_of(invoke("channels", "--json"))
+    assert (row["themes"], row["day"], row["source"]) == (["rlhf"], "wed", "config")
+
+
+# -- coverage line after a real `digestbot fetch` against a loopback arXiv -------------------------------------
+
+
+class _FakeArxiv(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = ARXIV_PAGE.read_bytes() if self.status == 200 else b""
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/atom+xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def arxiv_server(env_setup, monkeypatch):
+    """Start a loopback arXiv on port 0 (answer with `.status`); point DIGESTBOT_ARXIV_API_URL at it."""
+    handler = type("Handler", (_FakeArxiv,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env_setup.mkdir(parents=True, exist_ok=True)
+    (env_setup / "digestbot.toml").write_text("[arxiv]\ndelay_seconds = 0\nretries = 1\n")
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", f"http://127.0.0.1:{server.server_address[1]}/api/query")
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def _this_week_span() -> str:
+    today = datetime.now(UTC).date()
+    return select._span(today - timedelta(days=today.weekday()), today)
+
+
+def test_coverage_line_after_a_good_fetch_says_what_was_scanned_and_is_last(arxiv_server):
+    invoke("subscribe", "console:me", "--theme", "rlhf")
+    fetched = invoke("fetch")
+    assert fetched.exit_code == 0, fetched.output
+    lines = invoke("digest", "preview", "console:me").output.strip().splitlines()
+    assert lines[-1] == (f"2 new papers in RLHF and preference learning; scanned 50 cs.AI/cs.CL/cs.CR/cs.LG papers "
+                         f"from arXiv, {_this_week_span()}.")
+    assert "Multimodal Reward Hacking in Reinforcement Learning" in "\n".join(lines)
+
+
+def test_coverage_line_after_a_failed_fetch_says_arxiv_could_not_be_reached(arxiv_server):
+    arxiv_server.status = 503
+    invoke("subscribe", "console:me", "--theme", "rlhf")
+    fetched = invoke("fetch")
+    assert fetched.exit_code == 1 and "HTTP 503" in fetched.output and "Traceback" not in fetched.output
+    preview = invoke("digest", "preview", "console:me", "--json")
+    digest = json_of(preview)["digest"]
+    assert digest["status"] == "source_error" and digest["items"] == []
+    assert digest["coverage"]["text"] == "arXiv could not be reached today, so this digest has no new papers from arXiv."
+    assert json_of(preview)["rendered"].rstrip().endswith(digest["coverage"]["text"])
+
+
+def _run(started: str, end: str, outcome: str = "ok") -> FetchRun:
+    return FetchRun(id=None, started=started, finished=started, window_start="2026-11-19T00:00:00+00:00",
+                    window_end=end, outcome=outcome, scanned={"cs.LG": 10})
+
+
+def test_coverage_counts_the_fetch_window_end_as_exclusive():
+    # fetch_window's window ends at the next midnight; a Nov 25 fetch never covers Nov 26.
+    window = select.Window(datetime(2026, 11, 23, 9, tzinfo=UTC), "2026-W48", date(2026, 11, 23), date(2026, 12, 1))
+    runs = [_run("2026-11-25T14:18:00+00:00", "2026-11-26T00:00:00+00:00")]
+    later = datetime(2026, 11, 27, 12, tzinfo=UTC)  # Friday: not stale yet
+    assert select.summarize_coverage(runs, window, later, ["RLHF"], 1).text.endswith("Nov 23-25.")
+    failed = [*runs, _run("2026-11-26T01:35:00+00:00", "2026-11-27T00:00:00+00:00", "failed")]
+    assert select.summarize_coverage(failed, window, later, ["RLHF"], 1).text == (
+        "arXiv could not be reached since Thursday; this digest covers Nov 23-25 only.")
+
+
+# -- why and themes --------------------------------------------------------------------------------------
+
+
+def _score(theme: str, value: float) -> ThemeScore:
+    return ThemeScore(theme=theme, score=value, matched=True, why=(f"{theme} seed",), terms=(theme,))
+
+
+def test_item_lists_the_theme_its_why_comes_from_first():
+    paper = Paper(title="Multimodal Reward Hacking", arxiv_id="2607.09492", origin="arxiv", id=1)
+    scores = [_score("reasoning", 0.70), _score("rlhf", 0.857), _score("safety-policy", 0.8965)]
+    (item,) = select.rank_candidates([(paper, scores)], ["rlhf", "reasoning", "safety-policy"])
+    assert item.themes == ("safety-policy", "rlhf", "reasoning")
+    assert item.why == ("safety-policy seed",)
+    (only_rlhf,) = select.rank_candidates([(paper, scores)], ["rlhf"])  # a channel's own themes only
+    assert (only_rlhf.themes, only_rlhf.why) == (("rlhf",), ("rlhf seed",))
+
+
+# -- `digestbot run` as a user starts and stops it --------------------------------------------------------
+
+
+def test_digestbot_run_without_tokens_stops_cleanly_on_ctrl_c(env_setup, arxiv_server):
+    invoke("subscribe", "console:me", "--theme", "rlhf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))}
+    command = [shutil.which("digestbot") or "", "run"] if shutil.which("digestbot") else [
+        sys.executable, "-m", "bot.cli_main", "run"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=Path(__file__).parent.parent)
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if "press Ctrl-C to stop" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(60), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    text = "".join(lines)
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "Traceback" not in out
+    assert "No SLACK_BOT_TOKEN or DISCORD_TOKEN set" in text and "Stopping" in text
+
+
+# -- delivery failures are told to the channel; broken channels in words, tried at their next run ---------------
+
+A, B = "slack:T1:CA", "discord:1:3"
+DUE = datetime(2026, 11, 23, 9, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeSleep:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def clock(fixed_now):
+    return Clock(fixed_now)
+
+
+@pytest.fixture
+def core(clock):
+    from digests.service import open_core
+
+    core = open_core(clock=clock, sync=False)
+    for key in (A, B):
+        add_channel(core, key)
+    core.cache["rate_limiters"] = {p: RateLimiter(None, 0.0, sleep=FakeSleep()) for p in ("slack", "discord")}
+    yield core
+    catalog_lane(core).close()
+
+
+def make(core, poster, **kw):
+    return Deliverer(core, posters=lambda platform: poster, build=builder(), sleep=FakeSleep(), **kw)
+
+
+def refused(key: str) -> DeliveryError:
+    return DeliveryError("Slack refused the post (invalid_blocks); it will be retried", channel=key,
+                         code="invalid_blocks", retry_after=None, permanent=False)
+
+
+def notices(poster: RecordingPoster) -> list[str]:
+    return [p.digest.empty_note or "" for p in poster.posts if p.digest.id.endswith("|failed")]
+
+
+async def test_channel_is_told_once_when_retries_run_out_and_the_digest_still_goes_out(core, clock):
+    poster = RecordingPoster().will(A, *[refused(A)] * 3)
+    result = await make(core, poster, max_attempts=3).deliver(A, DUE)
+    assert result.outcome == "retry"
+    assert notices(poster) == [
+        "This week's digest could not be posted yet (Slack refused the post (invalid_blocks); it will be retried). "
+        "I'll keep trying until Wed Dec 2; the admins can see the details with `digestbot status`."
+    ]
+    clock.now += timedelta(hours=1)
+    (later,) = await make(core, poster, max_attempts=3).recover()
+    assert later.outcome == "posted"
+    assert poster.posted_ids(A) == [f"{A}|2026-W48|failed", f"{A}|2026-W48"]
+    assert ledger.get_delivery(core, f"{A}|2026-W48").status == "done"
+
+
+async def test_rate_limits_are_not_told_but_a_digest_dropped_a_week_late_is(core, clock):
+    poster = RecordingPoster().will(A, rate_limited(A, 5000))  # longer than max_inline_wait: left to the sweep
+    result = await make(core, poster, max_attempts=2).deliver(A, DUE)
+    assert result.outcome == "retry" and notices(poster) == []
+    clock.now += timedelta(days=8)
+    (dropped,) = await make(core, poster).recover()
+    assert dropped.outcome == "skipped" and "more than a week late" in dropped.detail
+    (note,) = notices(poster)
+    assert note.startswith("The digest for 2026-W48 could not be posted for a week (rate limited, retry in 5000s)")
+    assert ledger.get_delivery(core, f"{A}|2026-W48").status == "skipped"
+    assert poster.posted_ids(A) == [f"{A}|2026-W48|failed"]
+
+
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    (50013, "discord:1:3: the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages "
+     "and Embed Links", "the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages and "
+     "Embed Links"),
+    ("not_in_channel", "the app is not a member of this channel (not_in_channel)",
+     "the app is not a member of this channel (not_in_channel); invite the app to this channel with /invite"),
+    ("50013", "discord:1:3: 50013", "the platform refused to post here (50013); give the bot back its access to "
+     "this channel"),
+])
+def test_broken_reason_is_a_sentence_with_the_problem_the_code_and_the_fix(code, message, expected):
+    exc = DeliveryError(message, channel=B, code=code, retry_after=None, permanent=True)
+    assert broken_sentence(B, exc) == expected
+
+
+async def test_broken_channel_is_skipped_then_tried_once_at_its_next_scheduled_run(core, clock):
+    poster = RecordingPoster().will(B, permanent_failure(B, "50013"))
+    first = {r.channel: r for r in await make(core, poster).catch_up()}
+    assert first[A].outcome == "posted" and first[B].outcome == "broken"
+    broken = get_channel(core, B)
+    assert broken.broken_reason.startswith("the platform refused to post here (50013);")
+    assert await make(core, poster).catch_up() == []  # nothing retried in between
+
+    status = invoke_status(core)
+    assert f"BROKEN since Wed 2026-11-25 12:00 UTC: {broken.broken_reason}; next try Mon 2026-11-30" in status
+
+    clock.now = datetime(2026, 11, 30, 9, 1, tzinfo=UTC)  # the next scheduled run; the channel was fixed
+    second = {r.channel: r.outcome for r in await make(core, poster).catch_up()}
+    assert second == {A: "posted", B: "posted"}
+    assert get_channel(core, B).broken_reason is None
+    assert poster.posted_ids(B) == [f"{B}|2026-W49"]
+
+
+async def test_still_broken_channel_keeps_the_time_it_first_broke(core, clock):
+    poster = RecordingPoster().will(B, permanent_failure(B, "50001"), permanent_failure(B, "50001"))
+    await make(core, poster).catch_up()
+    since = get_channel(core, B).broken_at
+    clock.now = datetime(2026, 11, 30, 9, 1, tzinfo=UTC)
+    assert {r.channel: r.outcome for r in await make(core, poster).catch_up()}[B] == "broken"
+    assert get_channel(core, B).broken_at == since and poster.posted_ids(B) == []
+
+
+def invoke_status(core) -> str:
+    from bot.cli_run import _status_line
+
+    return _status_line(ledger.channel_status(core, B, core.clock()))
