@@ -51,7 +51,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def run(n: int, concurrency: int) -> dict[str, list[float]]:
     os.environ["DIGESTBOT_HOME"] = tempfile.mkdtemp(prefix="slack-ack-")
-    from bot.slack_app import build_slack_app, close_lanes
+    from bot.slack_app import build_slack_app, close_lanes, make_web_app
     from digests.channels import subscribe
     from digests.service import open_core
 
@@ -62,7 +62,7 @@ async def run(n: int, concurrency: int) -> dict[str, list[float]]:
                                    slack_api_url=fake.api_url, arxiv_api_url=arxiv.url)
     core = dataclasses.replace(core, settings=settings)
     subscribe(core, "slack:T0001:C2147483705", [core.theme_names[0]])
-    server = await serve_app(build_slack_app(core).web_app())
+    server = await serve_app(make_web_app(build_slack_app(core)))
     acks: dict[str, list[float]] = {"/paper": [], "/digest": []}
     sent_at: dict[str, float] = {}
     async with aiohttp.ClientSession() as session:

@@ -436,10 +436,31 @@ async def _run_socket_mode(
         await handler.close_async()
 
 
+def make_web_app(app: AsyncApp, port: int = 0) -> Any:
+    """Return the aiohttp application serving `app` on EVENTS_PATH, refusing bodies bolt can't parse.
+
+    Bolt parses the body before it checks the signature, so an unsigned request with a malformed `payload=`
+    field would otherwise get a 500 and a traceback in the log; it gets a 400 and one log line instead.
+    """
+    from aiohttp import web
+
+    @web.middleware
+    async def refuse_unparseable(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        try:
+            return await handler(request)
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            log.warning("refused a Slack request whose body can't be parsed (%s)", type(exc).__name__)
+            return web.json_response({"error": "invalid request"}, status=400)
+
+    web_app = app.web_app(path=EVENTS_PATH, port=port)
+    web_app.middlewares.append(refuse_unparseable)
+    return web_app
+
+
 async def _run_http(app: AsyncApp, port: int, info: dict[str, Any], on_ready: Callable[..., None] | None) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=port), access_log=None)
+    runner = web.AppRunner(make_web_app(app, port), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "0.0.0.0", port)
     try:

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.deliver import Deliverer
 from bot.posting import RateLimiter, SimulatedCrash
 from bot.render_slack import render_slack
-from bot.slack_app import build_slack_app, close_lanes, make_web_client
+from bot.slack_app import build_slack_app, close_lanes, make_web_app, make_web_client
 from bot.slack_poster import (
     METADATA_EVENT_TYPE,
     PERMANENT_ERRORS,
@@ -37,6 +37,7 @@ from tests.slack_fakes import (
     FakeSlackAPI,
     realdata,
     serve_app,
+    sign_headers,
     slash_body,
 )
 from tests.test_slack_app import _with, assert_within_limits, send
@@ -462,3 +463,23 @@ async def test_an_unreadable_thread_still_counts_the_digest_as_found(
     slack_api.script("conversations.replies", error="missing_scope")
     assert await poster.find_posted(DIGEST_CHANNEL, digest.id) is not None
     assert "could not read its thread" in caplog.text and "missing_scope" in caplog.text
+
+
+@pytest.mark.parametrize("signed", [False, True])
+async def test_an_unparseable_body_is_refused_without_a_traceback(
+    slack_core, slack_api, caplog, signed
+):
+    server = await serve_app(make_web_app(build_slack_app(slack_core)))
+    body = "payload=%7Bnot json"
+    try:
+        headers = (
+            sign_headers(body)
+            if signed
+            else {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        status, _ = await send(server.url, body, headers)
+        assert status == 400 and "Traceback" not in caplog.text
+        # The app still answers the next, proper command.
+        assert (await ask(server, slack_api, "/digest", "help"))["text"]
+    finally:
+        await server.stop()
