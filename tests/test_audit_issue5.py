@@ -362,3 +362,33 @@ def invoke_status(core) -> str:
     from bot.cli_run import _status_line
 
     return _status_line(ledger.channel_status(core, B, core.clock()))
+
+
+class CountingPoster(RecordingPoster):
+    """Records how many posts are in flight at once (each post yields to the loop a few times)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = self.peak = 0
+
+    async def post(self, channel_key, digest):
+        import asyncio
+
+        self.current += 1
+        self.peak = max(self.peak, self.current)
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)  # yield only: lets every other worker run
+            return await super().post(channel_key, digest)
+        finally:
+            self.current -= 1
+
+
+async def test_requests_in_flight_stay_bounded_across_many_channels(core):
+    keys = [f"slack:T1:C{n}" for n in range(40)]
+    for key in keys:
+        add_channel(core, key)
+    poster = CountingPoster()
+    results = await make(core, poster, max_in_flight=3).deliver_many([(k, DUE) for k in keys], workers=32)
+    assert {r.outcome for r in results} == {"posted"} and len(poster.posts) == 40
+    assert poster.peak == 3
