@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import re
+import time
 import urllib.parse
 from datetime import UTC, datetime
 
@@ -228,6 +229,10 @@ async def test_every_digest_subcommand_through_the_app(
 
     topics = json.dumps(await ask(app_server, slack_api, "/digest", "topics"))
     assert all(name in topics for name in slack_core.theme_names)
+    assert (
+        f"\\u2713 {first}:" in topics and f"\\u2713 {second}:" in topics
+    )  # the channel's themes are ticked
+    assert f"\\u2713 {slack_core.theme_names[2]}" not in topics
 
     await ask(app_server, slack_api, "/digest", "schedule fri 09:30 Europe/Paris")
     schedule = get_channel(slack_core, HERE).schedule
@@ -240,7 +245,11 @@ async def test_every_digest_subcommand_through_the_app(
     preview = await ask(app_server, slack_api, "/digest", "preview")
     assert preview["response_type"] == "ephemeral" and preview["blocks"]
     status = json.dumps(await ask(app_server, slack_api, "/digest", "status"))
-    assert "Europe/Paris" in status or "Fri" in status
+    assert (
+        "Friday at 09:30" in status
+        and "Last digest" in status
+        and "Last arXiv fetch" in status
+    )
 
     await ask(app_server, slack_api, "/digest", f"unsubscribe {second}")
     assert get_channel(slack_core, HERE).themes == (first,)
@@ -483,3 +492,20 @@ async def test_an_unparseable_body_is_refused_without_a_traceback(
         assert (await ask(server, slack_api, "/digest", "help"))["text"]
     finally:
         await server.stop()
+
+
+async def test_a_signature_from_the_future_is_refused_too(app_server, slack_api):
+    body = slash_body("/digest", "help", slack_api.response_url())
+    status, _ = await send(
+        app_server.url, body, sign_headers(body, timestamp=int(time.time()) + 301)
+    )
+    assert status == 401 and slack_api.calls == []
+
+
+def test_the_app_and_the_runner_share_one_arxiv_lane(slack_core):
+    """The scheduled fetch (bot.runner, via bot.deliver.arxiv_lane) and /paper lookups queue on one lane."""
+    from bot.deliver import arxiv_lane, catalog_lane
+    from bot.slack_app import lane
+
+    assert lane(slack_core, "arxiv") is arxiv_lane(slack_core)
+    assert lane(slack_core, "catalog") is catalog_lane(slack_core)
