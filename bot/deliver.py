@@ -204,10 +204,19 @@ class Deliverer:
         if skip is not None:
             return skip
         try:
-            digest = await self.db(self.build, channel_key, due)
+            digest = await self.db(self.build, channel_key, self.build_time(due))
         except Exception as exc:  # the per-job boundary (STYLE §4.6): log, record, tell the channel
             return await self._build_failed(channel, due, exc)
         return await self.deliver_built(channel, digest)
+
+    def build_time(self, due: datetime) -> datetime:
+        """Return the `now` a digest due at `due` is built at: now, if later.
+
+        The digest still belongs to the slot at `due` (its id and week), but a late one (sent at start
+        after the bot was down) covers what is known when it goes out, e.g. the fetch made at start,
+        instead of saying no fetch had run by its slot.
+        """
+        return max(due, self.core.clock())
 
     async def deliver_built(self, channel: Channel, digest: Digest) -> DeliveryResult:
         """Record the intent for a built digest and drive it to `done`."""
@@ -431,6 +440,7 @@ class Deliverer:
         """Build digests for `keys` (on the lane); yields results for skipped channels, errors per channel."""
         out: list[Any] = []
         ready: list[Channel] = []
+        at = self.build_time(due)
         for key in keys:
             channel = _get_channel(core, key)
             skip = _skip_reason(key, channel, True)  # scheduled runs try broken channels once (see deliver)
@@ -439,12 +449,12 @@ class Deliverer:
             else:
                 ready.append(channel)  # type: ignore[arg-type]
         try:
-            digests = self.build_many(core, [c.key for c in ready], due)
+            digests = self.build_many(core, [c.key for c in ready], at)
             return out + list(zip(ready, digests))
         except Exception:  # one bad channel must not sink the chunk: build one by one
             for channel in ready:
                 try:
-                    out.append((channel, self.build(core, channel.key, due)))
+                    out.append((channel, self.build(core, channel.key, at)))
                 except Exception as exc:
                     out.append((channel, exc))
             return out

@@ -392,3 +392,14 @@ async def test_requests_in_flight_stay_bounded_across_many_channels(core):
     results = await make(core, poster, max_in_flight=3).deliver_many([(k, DUE) for k in keys], workers=32)
     assert {r.outcome for r in results} == {"posted"} and len(poster.posts) == 40
     assert poster.peak == 3
+
+
+def test_digest_caught_up_at_start_covers_the_fetch_made_at_start(arxiv_server):
+    from digests.service import open_core
+
+    created = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
+    add_channel(open_core(sync=False), "console:me", created_at=created)  # subscribed a month ago; bot was down
+    result = invoke("run", "--once")
+    assert result.exit_code == 0 and "console:me: posted" in result.output
+    assert "2 new papers in RLHF and preference learning; scanned 50 cs.AI/cs.CL/cs.CR/cs.LG papers" in result.output
+    assert "No arXiv fetch has run" not in result.output
