@@ -330,6 +330,14 @@ class Deliverer:
                     detail = broken_sentence(key, exc) if exc.permanent else str(exc)
                     return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=detail)
                 await self.sleep(wait)
+                if exc.retry_after is None:  # the post may have reached the platform: check before re-posting
+                    try:
+                        found = await poster.find_posted(key, digest_id)
+                    except DeliveryError as err:
+                        await self.db(ledger.record_retry, digest_id, str(err), self.core.clock())
+                        return DeliveryResult(key, "retry", digest_id, detail=str(err))
+                    if found:
+                        return await self._finish(key, digest, found, "recovered")
                 continue
             except Exception as exc:  # a poster bug or network error: keep the intent, retry later
                 log.exception("posting %s failed", digest_id)

@@ -169,7 +169,8 @@ class RecordingPoster:
 
     Script entries (consumed one per post call): "ok", "crash_before_post" (the process dies before the
     request), "crash_after_post" (the platform got the message, the process died before the ref came
-    back), or a DeliveryError to raise (see `rate_limited`, `permanent_failure`).
+    back), "lost_reply" (the platform got the message, the answer was lost: a connection error is
+    raised), or a DeliveryError to raise (see `rate_limited`, `permanent_failure`).
     """
 
     platform: str = "slack"
@@ -196,6 +197,9 @@ class RecordingPoster:
         self.posts.append(RecordedPost(channel_key, digest, ref))
         if behaviour == "crash_after_post":
             raise SimulatedCrash(f"crash after posting {digest.id}")
+        if behaviour == "lost_reply":
+            raise DeliveryError(f"{channel_key}: connection lost before the platform answered", channel=channel_key,
+                                code="connection_error", retry_after=None, permanent=False)
         return ref
 
     async def find_posted(self, channel_key: str, digest_id: str) -> str | None:

@@ -403,3 +403,17 @@ def test_digest_caught_up_at_start_covers_the_fetch_made_at_start(arxiv_server):
     assert result.exit_code == 0 and "console:me: posted" in result.output
     assert "2 new papers in RLHF and preference learning; scanned 50 cs.AI/cs.CL/cs.CR/cs.LG papers" in result.output
     assert "No arXiv fetch has run" not in result.output
+
+
+async def test_in_place_retry_checks_the_platform_first_when_a_post_may_have_gone_through(core):
+    poster = RecordingPoster().will(A, "lost_reply")  # Slack accepted it; the answer never came back
+    result = await make(core, poster).deliver(A, DUE)
+    assert result.outcome == "recovered"
+    assert poster.posted_ids(A) == [f"{A}|2026-W48"] and poster.finds == [(A, f"{A}|2026-W48")]
+    assert ledger.get_delivery(core, f"{A}|2026-W48").status == "done"
+
+
+async def test_in_place_retry_after_a_429_posts_without_asking(core):
+    poster = RecordingPoster().will(A, rate_limited(A, 2))
+    assert (await make(core, poster).deliver(A, DUE)).outcome == "posted"
+    assert poster.finds == [] and poster.posted_ids(A) == [f"{A}|2026-W48"]
