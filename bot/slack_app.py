@@ -56,6 +56,10 @@ MSG_MISSING_FIELDS = "Slack sent this command without {fields}, so I can't run i
 MSG_UNKNOWN_TEAM = "This app is installed in a different Slack workspace, so it can't answer here."
 MSG_UNKNOWN_COMMAND = "I only know /paper and /digest. Try `/digest help`."
 MSG_INTERNAL = "Something went wrong on my side while running your command; it has been logged. Please try again."
+MSG_BAD_SIGNATURE_LOG = (
+    "refused a Slack request with a bad, missing or stale signature; if every command fails, check that "
+    "SLACK_SIGNING_SECRET is your Slack app's Signing Secret"
+)
 MSG_BROKEN = (
     ":warning: Digests can't be posted in this channel right now: {reason}. "
     "Invite the app with `/invite @digestbot` (or fix the permission), and the next digest will go out."
@@ -276,12 +280,23 @@ async def _explain_commandless(body: dict[str, Any], next: Callable[[], Awaitabl
     return await next()
 
 
-class _ClientGivenFilter(logging.Filter):
-    """Drop bolt's "`token` will be unused" warning: bolt reads SLACK_BOT_TOKEN from the environment by itself
-    even when handed a client, and the client (built from Settings) is exactly what we mean it to use."""
+class _BoltLogFilter(logging.Filter):
+    """Keep secrets and noise out of bolt's log records.
+
+    Bolt logs a refused signature with the whole request body, which carries Slack's verification `token`
+    field; the record is reworded to name the variable to check instead. Bolt also warns "`token` will be
+    unused" because it reads SLACK_BOT_TOKEN from the environment by itself even when handed a client, and the
+    client (built from Settings) is exactly what we mean it to use.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
+        message = record.getMessage()
+        if "`token` will be unused" in message:
+            return False
+        if message.startswith("Invalid request signature detected"):
+            record.msg, record.args = MSG_BAD_SIGNATURE_LOG, ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def make_web_client(token: str | None, settings: "Settings") -> AsyncWebClient:
@@ -307,8 +322,8 @@ def build_slack_app(core: "Core", settings: "Settings | None" = None, client: As
     client = client or make_web_client(settings.slack_bot_token, settings)
     # Bolt skips signature checks for Socket Mode requests itself, so verification stays on in both modes.
     bolt_log = logging.getLogger("bot.slack_app.bolt")
-    if not any(isinstance(f, _ClientGivenFilter) for f in bolt_log.filters):
-        bolt_log.addFilter(_ClientGivenFilter())
+    if not any(isinstance(f, _BoltLogFilter) for f in bolt_log.filters):
+        bolt_log.addFilter(_BoltLogFilter())
     app = AsyncApp(
         client=client,  # carries the token from Settings
         signing_secret=settings.slack_signing_secret or "",

@@ -509,3 +509,18 @@ def test_the_app_and_the_runner_share_one_arxiv_lane(slack_core):
 
     assert lane(slack_core, "arxiv") is arxiv_lane(slack_core)
     assert lane(slack_core, "catalog") is catalog_lane(slack_core)
+
+
+async def test_a_refused_signature_is_logged_without_the_body_and_names_the_variable(
+    app_server, slack_api, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    body = slash_body(
+        "/paper", "reward", slack_api.response_url(), token=VERIFICATION_TOKEN
+    )
+    status, _ = await send(
+        app_server.url, body, sign_headers(body, secret="not-the-secret")
+    )
+    assert status == 401
+    assert "SLACK_SIGNING_SECRET" in caplog.text
+    assert VERIFICATION_TOKEN not in caplog.text and "reward" not in caplog.text
