@@ -5,7 +5,7 @@ One `deliveries` row per (channel, week), keyed by the digest id `<channel>|<wee
     pending  intent recorded (with the digest as JSON) before the first post attempt
     posted   the platform's message ref is recorded
     done     the digest's papers are in sent_papers and its classic in classics_shown
-    failed   a permanent platform error (the channel is marked broken); reopened when the channel is fixed
+    failed   a permanent platform error (the channel is marked broken; its next scheduled run tries again)
     skipped  a pending digest that became more than a week late
 
 Crash recovery, by where the process died (the deliverer in bot/deliver.py drives this):
@@ -13,7 +13,8 @@ Crash recovery, by where the process died (the deliverer in bot/deliver.py drive
 - after the intent, before or during the post: a `pending` row; the poster's `find_posted` is asked
   first (Slack message metadata / Discord nonce), and the stored digest is posted only if not found;
 - after the post, before the ref: same `pending` row; `find_posted` finds the message and its ref
-  is recorded without posting again;
+  is recorded without posting again (the same check runs before an in-place retry after an error
+  that may have reached the platform, e.g. a lost reply; never after a 429, which posted nothing);
 - after the ref, before sent_papers: ref and papers are written in one transaction (`record_posted`),
   so this rolls back to the case above. A `posted` row (ref without papers, e.g. from `record_ref`)
   is still finished from the stored digest without posting.
