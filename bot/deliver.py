@@ -275,7 +275,7 @@ class Deliverer:
             await self.db(ledger.record_skipped, digest_id, reason)
             if delivery.error:
                 await self._notify(key, delivery.week, STALE_NOTICE.format(week=delivery.week, error=_error_text(
-                    delivery.error)), f"Not delivered: {delivery.error or 'the platform kept refusing it'}")
+                    delivery.error)), f"Digest {delivery.week}: dropped.")
             return DeliveryResult(key, "skipped", digest_id, detail=reason)
         if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
             return DeliveryResult(key, "retry", digest_id, detail=f"waiting until {delivery.retry_at}")
@@ -395,7 +395,8 @@ class Deliverer:
         last = start + ledger.MAX_LATE
         until = f"{last:%a} {last:%b} {last.day}"
         text = RETRY_NOTICE.format(error=_error_text(error), until=until)
-        await self._notify(digest.channel, digest.week, text, f"Not delivered yet: {error}", themes=digest.themes)
+        await self._notify(digest.channel, digest.week, text, f"Digest {digest.week}: not delivered yet.",
+                           themes=digest.themes)
 
     async def _notify(self, key: str, week: str, text: str, coverage: str, themes: tuple[str, ...] = ()) -> None:
         """Post a short notice (not a digest) to the channel; log if even that fails."""
