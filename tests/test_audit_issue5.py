@@ -114,7 +114,7 @@ def test_config_channels_applied_on_start_then_cli_changes_stand_until_the_entry
 class _FakeArxiv(http.server.BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = ARXIV_PAGE.read_bytes() if self.status == 200 else b""
         self.send_response(self.status)
         self.send_header("Content-Type", "application/atom+xml")
@@ -293,10 +293,10 @@ async def test_channel_is_told_once_when_retries_run_out_and_the_digest_still_go
     poster = RecordingPoster().will(A, *[refused(A)] * 3)
     result = await make(core, poster, max_attempts=3).deliver(A, DUE)
     assert result.outcome == "retry"
-    assert notices(poster) == [
+    assert notices(poster) == [(
         "This week's digest could not be posted yet (Slack refused the post (invalid_blocks); it will be retried). "
         "I'll keep trying until Wed Dec 2; the admins can see the details with `digestbot status`."
-    ]
+    )]
     clock.now += timedelta(hours=1)
     (later,) = await make(core, poster, max_attempts=3).recover()
     assert later.outcome == "posted"
@@ -318,13 +318,13 @@ async def test_rate_limits_are_not_told_but_a_digest_dropped_a_week_late_is(core
 
 
 @pytest.mark.parametrize(("code", "message", "expected"), [
-    (50013, "discord:1:3: the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages "
-     "and Embed Links", "the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages and "
-     "Embed Links"),
+    (50013, ("discord:1:3: the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages "
+             "and Embed Links"),
+     ("the bot lacks a permission here (Missing Permissions, 50013); give it Send Messages and Embed Links")),
     ("not_in_channel", "the app is not a member of this channel (not_in_channel)",
      "the app is not a member of this channel (not_in_channel); invite the app to this channel with /invite"),
-    ("50013", "discord:1:3: 50013", "the platform refused to post here (50013); give the bot back its access to "
-     "this channel"),
+    ("50013", "discord:1:3: 50013",
+     ("the platform refused to post here (50013); give the bot back its access to this channel")),
 ])
 def test_broken_reason_is_a_sentence_with_the_problem_the_code_and_the_fix(code, message, expected):
     exc = DeliveryError(message, channel=B, code=code, retry_after=None, permanent=True)
