@@ -524,3 +524,25 @@ async def test_a_refused_signature_is_logged_without_the_body_and_names_the_vari
     assert status == 401
     assert "SLACK_SIGNING_SECRET" in caplog.text
     assert VERIFICATION_TOKEN not in caplog.text and "reward" not in caplog.text
+
+
+async def test_an_arxiv_id_arxiv_does_not_know_gets_a_clear_answer(
+    slack_core, slack_api
+):
+    from tests.slack_fakes import SlowArxiv
+
+    arxiv = SlowArxiv(
+        body=(realdata("arxiv_api_2026_idlist_0808.05394_empty_result.xml")).encode()
+    )
+    arxiv.release()
+    core = _with(slack_core, arxiv_api_url=arxiv.url)
+    server = await serve_app(make_web_app(build_slack_app(core)))
+    try:
+        answer = await ask(server, slack_api, "/paper", "arXiv:0808.05394")
+        assert "0808.05394" in answer["text"] and answer["response_type"] == "ephemeral"
+        assert (
+            arxiv.requests == 1 and catalog.get_by_arxiv_id(core, "0808.05394") is None
+        )
+    finally:
+        arxiv.close()
+        await server.stop()
