@@ -365,31 +365,37 @@ def invoke_status(core) -> str:
 
 
 class CountingPoster(RecordingPoster):
-    """Records how many posts are in flight at once (each post yields to the loop a few times)."""
+    """Holds every post until `gate_at` posts are in flight at once, and records the peak."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.current = self.peak = 0
-
-    async def post(self, channel_key, digest):
+    def __init__(self, gate_at: int) -> None:
         import asyncio
 
+        super().__init__()
+        self.current = self.peak = 0
+        self.gate_at = gate_at
+        self.gate = asyncio.Event()
+
+    async def post(self, channel_key, digest):
         self.current += 1
         self.peak = max(self.peak, self.current)
+        if self.current >= self.gate_at:
+            self.gate.set()
         try:
-            for _ in range(5):
-                await asyncio.sleep(0)  # yield only: lets every other worker run
+            await self.gate.wait()
             return await super().post(channel_key, digest)
         finally:
             self.current -= 1
 
 
 async def test_requests_in_flight_stay_bounded_across_many_channels(core):
+    import asyncio
+
     keys = [f"slack:T1:C{n}" for n in range(40)]
     for key in keys:
         add_channel(core, key)
-    poster = CountingPoster()
-    results = await make(core, poster, max_in_flight=3).deliver_many([(k, DUE) for k in keys], workers=32)
+    poster = CountingPoster(gate_at=3)  # deadlocks (and times out) if fewer than 3 may be in flight
+    deliveries = make(core, poster, max_in_flight=3).deliver_many([(k, DUE) for k in keys], workers=32)
+    results = await asyncio.wait_for(deliveries, 60)
     assert {r.outcome for r in results} == {"posted"} and len(poster.posts) == 40
     assert poster.peak == 3
 
