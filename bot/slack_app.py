@@ -62,7 +62,7 @@ MSG_BAD_SIGNATURE_LOG = (
 )
 MSG_BROKEN = (
     ":warning: Digests can't be posted in this channel right now: {reason}. "
-    "Invite the app with `/invite @digestbot` (or fix the permission), and the next digest will go out."
+    "Once that is fixed, the next scheduled digest will go out."
 )
 
 
@@ -151,9 +151,17 @@ def run_command(core: "Core", command: str, key: str, user: str, text: str) -> d
 
 
 def broken_text(reason: str) -> str:
-    """Return a broken reason in words: the ledger stores Slack's error code (`not_in_channel`)."""
-    code = reason.split(":", 1)[0].strip()
-    return f"{PERMANENT_ERRORS[code]} ({code})" if code in PERMANENT_ERRORS and code == reason.strip() else reason
+    """Return a broken reason in words with its fix.
+
+    The ledger stores a sentence with the fix (`the channel is archived (is_archived); unarchive the channel or
+    unsubscribe it`); an older row may hold only Slack's error code (`not_in_channel`), which gets both added.
+    """
+    from bot.deliver import FIX_HINTS
+
+    code = reason.strip()
+    if code in PERMANENT_ERRORS:
+        return f"{PERMANENT_ERRORS[code]} ({code}); {FIX_HINTS.get(code, 'give the app back its access')}"
+    return reason
 
 
 def with_notice(message: dict[str, Any], notice: str) -> dict[str, Any]:

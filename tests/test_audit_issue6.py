@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.deliver import Deliverer
+from bot.deliver import FIX_HINTS, Deliverer
 from bot.posting import RateLimiter, SimulatedCrash
 from bot.render_slack import render_slack
 from bot.slack_app import build_slack_app, close_lanes, make_web_app, make_web_client
@@ -418,6 +418,10 @@ async def test_permanent_error_breaks_the_channel_and_the_next_user_there_is_tol
     )
     answer = json.dumps(await ask(app_server, slack_api, "/paper", "reward"))
     assert PERMANENT_ERRORS[code] in answer and code in answer
+    assert (
+        FIX_HINTS[code] in answer
+    )  # the fix that matches the cause, not always "/invite"
+    assert ("/invite" in answer) == (code == "not_in_channel")
     assert TEST_BOT_TOKEN not in answer and TEST_BOT_TOKEN not in caplog.text
 
 
