@@ -309,9 +309,9 @@ class Deliverer:
         limiter = rate_limiter(self.core, poster.platform)
         attempts = delivery.attempts
         if attempts and not attempt_counted:
-            found = await poster.find_posted(key, digest_id)
-            if found:
-                return await self._finish(key, digest, found, "recovered")
+            found = await self._find_posted(poster, key, digest, attempts)
+            if found is not None:
+                return found
         while True:
             if not attempt_counted:
                 await self.db(ledger.record_attempt, digest_id)
@@ -331,13 +331,9 @@ class Deliverer:
                     return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=detail)
                 await self.sleep(wait)
                 if exc.retry_after is None:  # the post may have reached the platform: check before re-posting
-                    try:
-                        found = await poster.find_posted(key, digest_id)
-                    except DeliveryError as err:
-                        await self.db(ledger.record_retry, digest_id, str(err), self.core.clock())
-                        return DeliveryResult(key, "retry", digest_id, detail=str(err))
-                    if found:
-                        return await self._finish(key, digest, found, "recovered")
+                    found = await self._find_posted(poster, key, digest, attempts)
+                    if found is not None:
+                        return found
                 continue
             except Exception as exc:  # a poster bug or network error: keep the intent, retry later
                 log.exception("posting %s failed", digest_id)
@@ -347,6 +343,20 @@ class Deliverer:
                 return DeliveryResult(key, "retry", digest_id, detail=str(exc))
             self.checkpoint("posted")
             return await self._finish(key, digest, ref, "posted")
+
+    async def _find_posted(self, poster: Poster, key: str, digest: Digest, attempts: int) -> DeliveryResult | None:
+        """Ask the platform whether an earlier attempt reached it: a result if it did (or if asking
+        failed, which is recorded like a failed post), None if it is safe to post."""
+        try:
+            ref = await poster.find_posted(key, digest.id)
+        except DeliveryError as exc:  # never post blind, and never let one channel sink a catch-up
+            if exc.permanent:
+                await self._handle_error(key, digest.id, exc, attempts, None)
+                return DeliveryResult(key, "broken", digest.id, detail=broken_sentence(key, exc))
+            retry_at = self.core.clock() + timedelta(seconds=exc.retry_after or BACKOFF * max(attempts, 1))
+            await self.db(ledger.record_retry, digest.id, str(exc), retry_at)
+            return DeliveryResult(key, "retry", digest.id, detail=str(exc))
+        return await self._finish(key, digest, ref, "recovered") if ref else None
 
     def _record_posted(self, core: Any, digest: Digest, ref: str, now: datetime) -> None:
         ledger.record_posted(core, digest, ref, now, between=lambda: self.checkpoint("ref"))

@@ -423,3 +423,26 @@ async def test_in_place_retry_after_a_429_posts_without_asking(core):
     poster = RecordingPoster().will(A, rate_limited(A, 2))
     assert (await make(core, poster).deliver(A, DUE)).outcome == "posted"
     assert poster.finds == [] and poster.posted_ids(A) == [f"{A}|2026-W48"]
+
+
+class HistoryDown(RecordingPoster):
+    """A platform whose history search (find_posted) fails for one channel."""
+
+    def __init__(self, channel: str, error: DeliveryError) -> None:
+        super().__init__()
+        self.broken_find = (channel, error)
+
+    async def find_posted(self, channel_key, digest_id):
+        if channel_key == self.broken_find[0]:
+            raise self.broken_find[1]
+        return await super().find_posted(channel_key, digest_id)
+
+
+async def test_a_failing_history_search_neither_posts_blind_nor_sinks_the_catch_up(core, fixed_now):
+    ledger.begin(core, builder()(core, A, DUE), fixed_now, count_attempt=True)  # crashed mid-post last time
+    poster = HistoryDown(A, rate_limited(A, 30))
+    results = {r.channel: r.outcome for r in await make(core, poster).catch_up()}
+    assert results == {A: "retry", B: "posted"}
+    assert poster.posted_ids(A) == []  # not posted blind: it may already be in the channel
+    row = ledger.get_delivery(core, f"{A}|2026-W48")
+    assert row.status == "pending" and row.retry_at == "2026-11-25T12:00:30+00:00"
