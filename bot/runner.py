@@ -47,6 +47,11 @@ def due_now(core: Any, keys: list[str], now: datetime) -> list[tuple[str, dateti
     return runs
 
 
+def _level(result: DeliveryResult) -> int:
+    """Return the log level for a delivery outcome: a digest that did not go out is a warning."""
+    return logging.INFO if result.outcome in ("posted", "recovered", "already", "paused") else logging.WARNING
+
+
 @dataclass
 class Platforms:
     """Which chat platforms this run serves."""
@@ -143,7 +148,7 @@ class Runner:
             log.exception("digest jobs for %d channel(s) failed", len(keys))
             return {}
         for result in results.values():
-            log.info("digest %s: %s %s", result.channel, result.outcome, result.detail or "")
+            log.log(_level(result), "digest %s: %s %s", result.channel, result.outcome, result.detail or "")
         return results
 
     async def sweep(self) -> None:
@@ -192,7 +197,7 @@ class Runner:
         results = await self.deliverer.catch_up()
         for result in results:
             if result.outcome not in ("already",):
-                log.info("catch-up %s: %s %s", result.channel, result.outcome, result.detail or "")
+                log.log(_level(result), "catch-up %s: %s %s", result.channel, result.outcome, result.detail or "")
         return results
 
     async def wait(self) -> None:

@@ -446,3 +446,19 @@ async def test_a_failing_history_search_neither_posts_blind_nor_sinks_the_catch_
     assert poster.posted_ids(A) == []  # not posted blind: it may already be in the channel
     row = ledger.get_delivery(core, f"{A}|2026-W48")
     assert row.status == "pending" and row.retry_at == "2026-11-25T12:00:30+00:00"
+
+
+async def test_runner_warns_when_a_scheduled_digest_cannot_go_out(core, caplog):
+    import logging
+
+    from bot.runner import Platforms, Runner
+
+    runner = Runner(core, Platforms(), say=lambda text: None, batch_delay=0)  # no SLACK_BOT_TOKEN, no DISCORD_TOKEN
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.runner"):
+            result = await runner.run_digest(A)
+    finally:
+        await runner.stop()
+    assert result.outcome == "unavailable"
+    (record,) = [r for r in caplog.records if r.getMessage().startswith(f"digest {A}")]
+    assert record.levelno == logging.WARNING and "SLACK_BOT_TOKEN" in record.getMessage()
