@@ -101,6 +101,19 @@ def channel_key(team_id: str, channel_id: str) -> str:
     return f"slack:{team_id}:{channel_id}"
 
 
+_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>\s]+)(?:\|[^>]*)?>")
+
+
+def command_text(body: dict[str, Any]) -> str:
+    """Return the user's slash-command text as they typed it.
+
+    Slack always sends `&`, `<` and `>` as HTML entities, and wraps pasted links as `<url>` or `<url|label>`
+    when the command escapes links (a workspace admin can switch that on), so both are undone here.
+    """
+    raw = str(body.get("text") or "")
+    return html.unescape(_SLACK_LINK.sub(lambda m: m.group(1), raw))
+
+
 def payload_problem(body: dict[str, Any], installed_team: str | None, installed_enterprise: str | None) -> str | None:
     """Return a user-facing reason this slash-command payload can't be run, or None if it can."""
     missing = [f for f in ("team_id", "channel_id", "user_id") if not body.get(f)]
@@ -230,7 +243,7 @@ async def handle_slash_command(
         await ack(response_type="ephemeral", text=problem)
         return
     await ack()
-    command, user, text = command_name(body) or "", body["user_id"], str(body.get("text") or "")
+    command, user, text = command_name(body) or "", body["user_id"], command_text(body)
     key = channel_key(body["team_id"], body["channel_id"])
     try:
         name = await on_lane(core, CATALOG_LANE, lane_for, command, text)
