@@ -107,6 +107,7 @@ class Runner:
         self._batch: set[str] = set()
         self._flush: asyncio.Task[dict[str, DeliveryResult]] | None = None
         self._flush_started = False
+        self._unfinished: set[str] = set()
         self.stopped = asyncio.Event()
 
     def poster(self, platform: str) -> Poster:
@@ -144,18 +145,24 @@ class Runner:
         try:
             runs = await on_catalog(self.core, due_now, keys, self.core.clock())
             results = {r.channel: r for r in await self.deliverer.deliver_many(runs)}
-        except Exception:  # per-job boundary; the ledger keeps any open intent for the sweep
-            log.exception("digest jobs for %d channel(s) failed", len(keys))
+        except Exception:  # per-job boundary; the ledger keeps any open intent, the sweep runs the jobs again
+            log.exception("digest jobs for %d channel(s) failed; they run again at the next sweep", len(keys))
+            self._unfinished.update(keys)
             return {}
         for result in results.values():
             log.log(_level(result), "digest %s: %s %s", result.channel, result.outcome, result.detail or "")
         return results
 
     async def sweep(self) -> None:
-        """Retry open deliveries whose time has come and pick up channel changes made elsewhere."""
+        """Retry open deliveries whose time has come, run digest jobs whose batch failed before any
+        intent was recorded (the ledger makes a second run harmless), and pick up channel changes made
+        elsewhere."""
         assert self.deliverer is not None
         try:
             await self.deliverer.recover()
+            if self._unfinished:
+                keys, self._unfinished = sorted(self._unfinished), set()
+                await asyncio.gather(*(self.run_digest(key) for key in keys))
             await on_catalog(self.core, self._refresh)
         except Exception:
             log.exception("delivery sweep failed")

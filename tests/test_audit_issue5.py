@@ -462,3 +462,31 @@ async def test_runner_warns_when_a_scheduled_digest_cannot_go_out(core, caplog):
     assert result.outcome == "unavailable"
     (record,) = [r for r in caplog.records if r.getMessage().startswith(f"digest {A}")]
     assert record.levelno == logging.WARNING and "SLACK_BOT_TOKEN" in record.getMessage()
+
+
+async def test_digest_jobs_whose_batch_failed_run_again_at_the_next_sweep(core, caplog):
+    from bot.posting import register_poster
+    from bot.runner import Platforms, Runner
+
+    poster = RecordingPoster(platform="console")
+    calls = []
+
+    def flaky_factory(core):  # e.g. a poster that fails to initialise once
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("poster not ready")
+        return poster
+
+    add_channel(core, "console:x")
+    previous = register_poster("console", flaky_factory)
+    runner = Runner(core, Platforms(), say=lambda text: None, batch_delay=0)
+    try:
+        assert await runner.run_digest("console:x") is None
+        assert "they run again at the next sweep" in caplog.text and poster.posts == []
+        await runner.sweep()
+        assert poster.posted_ids("console:x") == ["console:x|2026-W48"]
+        await runner.sweep()
+        assert len(poster.posts) == 1
+    finally:
+        register_poster("console", previous)
+        await runner.stop()
