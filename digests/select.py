@@ -282,13 +282,29 @@ def _failed_coverage(
     runs: Sequence[FetchRun], good: Sequence[FetchRun], window: Window, now: datetime, covered_to: date
 ) -> Coverage:
     last_good = max((r.started for r in good), default="")
-    first_failure = min(r.started for r in runs if r.outcome == "failed" and r.started > last_good)
-    since = _when(datetime.fromisoformat(first_failure), now)
+    failures = [r for r in runs if r.outcome == "failed" and r.started > last_good]
+    since = _when(datetime.fromisoformat(min(r.started for r in failures)), now)
+    problem = f"arXiv could not be reached {since}"
+    if all(_was_interrupted(r) for r in failures):  # we stopped it; arXiv may be fine
+        last = max(failures, key=lambda r: r.started)
+        problem = f"The last arXiv fetch was stopped {_when(_started(last), now, 'on')} before it finished"
     if not good:
-        text = f"arXiv could not be reached {since}, so this digest has no new papers from arXiv."
+        text = f"{problem}, so this digest has no new papers from arXiv."
     else:
-        text = f"arXiv could not be reached {since}; this digest covers {_span(window.since, covered_to)} only."
+        text = f"{problem}; this digest covers {_span(window.since, covered_to)} only."
     return Coverage("failed", text, window.since.isoformat(), covered_to.isoformat(), _scanned_total(good))
+
+
+INTERRUPTED = ("interrupted", "KeyboardInterrupt", "CancelledError", "SystemExit")
+"""How fetch.fetch_window records a run the process stopped (killed, Ctrl-C) rather than one arXiv refused."""
+
+
+def _was_interrupted(run: FetchRun) -> bool:
+    return (run.reason or "").startswith(INTERRUPTED)
+
+
+def _started(run: FetchRun) -> datetime:
+    return datetime.fromisoformat(run.started)
 
 
 def digest_status(coverage: Coverage, items: Sequence[DigestItem]) -> DigestStatus:

@@ -490,3 +490,19 @@ async def test_digest_jobs_whose_batch_failed_run_again_at_the_next_sweep(core, 
     finally:
         register_poster("console", previous)
         await runner.stop()
+
+
+@pytest.mark.parametrize("reason", ["interrupted", "KeyboardInterrupt: ", "CancelledError: "])
+def test_coverage_of_a_fetch_we_stopped_does_not_blame_arxiv(reason):
+    window = select.Window(datetime(2026, 11, 23, 9, tzinfo=UTC), "2026-W48", date(2026, 11, 23), date(2026, 11, 26))
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    stopped = FetchRun(id=None, started="2026-11-24T01:35:00+00:00", finished=None, window_start="2026-11-17",
+                       window_end="2026-11-25T00:00:00+00:00", outcome="failed", reason=reason)
+    cov = select.summarize_coverage([stopped], window, now, ["RLHF"], 0)
+    assert cov.status == "failed"
+    assert cov.text == ("The last arXiv fetch was stopped on Tuesday before it finished, so this digest has no new "
+                        "papers from arXiv.")
+    refused = FetchRun(id=None, started="2026-11-25T01:35:00+00:00", finished=None, window_start="2026-11-18",
+                       window_end="2026-11-26T00:00:00+00:00", outcome="failed", reason="arXiv is busy (HTTP 503)")
+    both = select.summarize_coverage([stopped, refused], window, now, ["RLHF"], 0)
+    assert both.text == "arXiv could not be reached since Tuesday, so this digest has no new papers from arXiv."
