@@ -53,10 +53,20 @@ PERMANENT_ERRORS: dict[str, str] = {
     "restricted_action": "a workspace admin restricted posting in this channel",
     "ekm_access_denied": "the workspace's encryption keys block the app",
     "team_access_not_granted": "the app is not installed for this workspace",
+    "no_permission": "the bot token has no permission to post here",
+    "restricted_action_read_only_channel": "the channel is read-only for the app",
+    "restricted_action_thread_only_channel": "the channel only allows replies in threads",
+    "restricted_action_non_threadable_channel": "the channel does not allow threads, where long digests continue",
+    "app_access_restricted": "a workspace admin restricted the app",
 }
 """Slack error codes that retrying can't fix; the channel is marked broken with the reason
 (codes from tests/fixtures/realdata/slack_docs_chat.postMessage_error_codes.json)."""
 RATE_LIMIT_ERRORS = ("ratelimited", "rate_limited")
+BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long")
+"""Slack refused our Block Kit itself: the same payload would be refused on every retry, so the digest goes out
+once as plain text instead (our bug, logged as an error, never the channel's fault)."""
+TEXT_ONLY_MAX = 3900
+"""Slack truncates `text` past 4,000 characters (https://docs.slack.dev/reference/methods/chat.postMessage)."""
 SLACK_FAILURES = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 """What a Web API call raises when Slack (or the network) says no; anything else is our bug and propagates."""
 
@@ -72,12 +82,26 @@ def slack_channel_id(channel_key: str) -> str:
     return parts[2]
 
 
-def digest_metadata(digest_id: str, part: int = 0) -> dict[str, Any]:
-    """Return the message metadata that marks a digest message (part 0 is the main message)."""
+def digest_metadata(digest_id: str, part: int = 0, text_only: bool = False) -> dict[str, Any]:
+    """Return the message metadata that marks a digest message (part 0 is the main message).
+
+    `text_only` marks a main message posted as plain text after Slack refused its blocks: it has no thread.
+    """
     payload: dict[str, Any] = {"digest_id": digest_id}
     if part:
         payload["part"] = part
+    if text_only:
+        payload["text_only"] = True
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": payload}
+
+
+def text_only_message(digest: "Digest") -> dict[str, Any]:
+    """Return the whole digest as one plain-text message (mrkdwn-escaped, cut to TEXT_ONLY_MAX)."""
+    import html
+
+    from bot.render_text import fit, render_text
+
+    return {"text": fit(render_text(digest), TEXT_ONLY_MAX, lambda t: html.escape(t, quote=False)), "blocks": None}
 
 
 def delivery_error(channel_key: str, exc: BaseException) -> DeliveryError:
@@ -140,7 +164,15 @@ class SlackPoster:
         channel = slack_channel_id(channel_key)
         messages = render_slack(digest)
         try:
-            first = await self._post_one(channel, messages[0], digest.id, 0, None)
+            try:
+                first = await self._post_one(channel, messages[0], digest.id, 0, None)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in BLOCK_ERRORS:
+                    raise
+                log.error("digest %s: Slack refused its blocks (%s); posting it as plain text", digest.id,
+                          exc.response.get("error"))
+                first = await self._post_one(channel, text_only_message(digest), digest.id, 0, None, text_only=True)
+                return f"{channel}:{first}"
         except SLACK_FAILURES as exc:
             raise delivery_error(channel_key, exc) from None
         for part, message in enumerate(messages[1:], start=1):
@@ -148,7 +180,7 @@ class SlackPoster:
         return f"{channel}:{first}"
 
     async def _post_one(self, channel: str, message: dict[str, Any], digest_id: str, part: int,
-                        thread_ts: str | None) -> str:
+                        thread_ts: str | None, text_only: bool = False) -> str:
         response = await self.client.chat_postMessage(
             channel=channel,
             text=message["text"],
@@ -156,7 +188,7 @@ class SlackPoster:
             thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,
-            metadata=digest_metadata(digest_id, part),
+            metadata=digest_metadata(digest_id, part, text_only),
         )
         return str(response["ts"])
 
@@ -193,7 +225,8 @@ class SlackPoster:
                 raise delivery_error(channel_key, exc) from None
             for message in response.get("messages") or []:
                 if is_digest_message(message, digest_id):
-                    await self._resume_thread(channel_key, channel, digest_id, str(message["ts"]))
+                    if not message["metadata"]["event_payload"].get("text_only"):
+                        await self._resume_thread(channel_key, channel, digest_id, str(message["ts"]))
                     return f"{channel}:{message['ts']}"
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not response.get("has_more") or not cursor:

@@ -573,3 +573,31 @@ async def test_slack_escaped_links_and_entities_are_read_as_typed(slack_core, sl
     finally:
         arxiv.close()
         await server.stop()
+
+
+async def test_blocks_slack_refuses_go_out_once_as_plain_text(unpaced, slack_api, caplog):
+    """A Block Kit payload error would be refused on every retry: the digest goes out as text, once, findable."""
+    digest = make_digest(n_items=40, abstract_chars=2500)
+    poster = SlackPoster(unpaced, make_web_client(TEST_BOT_TOKEN, unpaced.settings))
+    slack_api.script("chat.postMessage", error="invalid_blocks")
+    ref = await poster.post(digest.channel, digest)
+    refused, plain = slack_api.of("chat.postMessage")
+    assert refused.body.get("blocks") and not plain.body.get("blocks")
+    assert plain.body["metadata"]["event_payload"] == {"digest_id": digest.id, "text_only": True}
+    text = plain.body["text"]
+    assert digest.title in text and digest.items[0].paper.title.split(" <")[0] in text
+    assert len(text) <= 4000 and "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "refused its blocks (invalid_blocks)" in caplog.text
+    assert await poster.find_posted(digest.channel, digest.id) == ref
+    assert slack_api.of("conversations.replies") == [] and len(slack_api.of("chat.postMessage")) == 2
+
+
+@pytest.mark.parametrize("code", ["restricted_action_read_only_channel", "no_permission"])
+async def test_channel_level_refusals_are_permanent(unpaced, slack_api, code):
+    from digests.errors import DeliveryError
+
+    poster = SlackPoster(unpaced, make_web_client(TEST_BOT_TOKEN, unpaced.settings))
+    slack_api.script("chat.postMessage", error=code)
+    with pytest.raises(DeliveryError) as info:
+        await poster.post(DIGEST_CHANNEL, make_digest())
+    assert info.value.permanent and code in str(info.value)
