@@ -188,6 +188,11 @@ def fetch_window(
             papers, scores = _store_and_score(core, _dedupe(result.papers), now)
         elif outcome == "ok":
             outcome, reason = "empty", f"arXiv has no papers in {', '.join(cats)} for this window"
+        if outcome != "failed":
+            seen = {p.arxiv_id for p in result.papers if p.arxiv_id}
+            checked, note = _check_posted_versions(core, client, run.window_start, now, seen)
+            run = replace(run, queries=run.queries + checked)
+            reason = "; ".join(r for r in (reason, note) if r) or None
     except BaseException as exc:
         outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -196,6 +201,54 @@ def fetch_window(
         if own_client:
             client.close()
     return FetchReport(run=run, papers=papers, scores=scores)
+
+
+REVISION_WEEKS = 8
+"""Papers sent to a channel are checked for new versions for this many weeks (for "v2 posted")."""
+ID_LIST_CHUNK = 100
+"""arXiv ids per `id_list` request when checking posted papers for new versions."""
+
+
+def posted_before_window(core: Core, window_start: str, now: datetime) -> list[str]:
+    """Return the arXiv ids sent in the last REVISION_WEEKS whose first version predates the window.
+
+    The window query only sees papers first submitted inside it; a new version of an older paper that
+    a channel was already sent would otherwise never be seen.
+    """
+    from .store import utcnow_iso
+
+    rows = core.db.execute(
+        "SELECT DISTINCT s.arxiv_id FROM sent_papers s JOIN papers p ON p.arxiv_id = s.arxiv_id"
+        " WHERE s.sent_at >= ? AND (p.published IS NULL OR p.published < ?) ORDER BY s.arxiv_id",
+        [utcnow_iso(now - timedelta(weeks=REVISION_WEEKS)), window_start],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _check_posted_versions(
+    core: Core, client: ArxivClient, window_start: str, now: datetime, seen: set[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """Look posted papers up by id and store any newer version; return the queries sent and a failure note.
+
+    A failure here does not fail the run (the window itself was scanned); it is noted in the reason.
+    """
+    from .catalog import upsert_arxiv_papers
+
+    ids = [i for i in posted_before_window(core, window_start, now) if i not in seen]
+    queries: list[str] = []
+    for offset in range(0, len(ids), ID_LIST_CHUNK):
+        chunk = ids[offset : offset + ID_LIST_CHUNK]
+        queries.append(f"id_list={','.join(chunk)}")
+        label = f"id_list of {len(chunk)} posted papers"
+        try:
+            page = client.request_page({"id_list": ",".join(chunk), "max_results": len(chunk)}, query=label)
+        except ArxivError as exc:
+            return tuple(queries), f"could not check {len(ids)} posted papers for new versions: {exc}"
+        wanted = set(chunk)
+        records = _dedupe([p for p in page.papers if p.arxiv_id in wanted])
+        if records:
+            upsert_arxiv_papers(core, records, now)
+    return tuple(queries), None
 
 
 _STOPPED = {

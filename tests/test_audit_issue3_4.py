@@ -259,22 +259,30 @@ def _run_digestbot(args: list[str], env: dict[str, str], tty: bool) -> tuple[int
         done = subprocess.run(command, env=env, capture_output=True, timeout=120, cwd=PROJECT, check=False)
         return done.returncode, done.stdout, done.stderr
     import pty
+    import select
+    import tempfile
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=follower, cwd=PROJECT)
-    os.close(follower)
-    err = bytearray()
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        err += chunk
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    os.close(leader)
-    return proc.wait(timeout=120), out, bytes(err)
+    with tempfile.TemporaryFile() as out_file:
+        proc = subprocess.Popen(command, env=env, stdout=out_file, stderr=follower, cwd=PROJECT)
+        os.close(follower)
+        err = bytearray()
+        while True:
+            ready, _, _ = select.select([leader], [], [], 120)
+            if not ready:  # never hang the suite on a stuck child
+                proc.kill()
+                break
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            err += chunk
+        os.close(leader)
+        code = proc.wait(timeout=120)
+        out_file.seek(0)
+        return code, out_file.read(), bytes(err)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")

@@ -62,7 +62,7 @@ import re  # noqa: E402
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entries  # noqa: E402
+from test_arxiv_api import FakeArxiv, FakeTime, build_feed, ok, real, real_entries, unique_entries  # noqa: E402
 
 from bot.cli import cli  # noqa: E402
 from digests.arxiv_api import ArxivClient  # noqa: E402
@@ -440,3 +440,65 @@ def test_a_blog_headline_alone_is_not_a_confident_match():
     assert is_confident_match(seed, announced)
     listed = Paper(title=seed.title, abstract=seed.abstract, sources=(SourceRef(file="003.txt", line=1, kind="x"),))
     assert is_confident_match(listed, survey)  # a paper listing's title is the paper's own
+
+
+# -- new versions of papers already sent ("v2 posted") -------------------------------------------------
+
+
+def _posted_v1_then_fetch(fresh_core, fixed_now, arxiv, client_for, id_list_reply):
+    """Store paper X (v1, first submitted months before the window), mark it sent, then fetch again."""
+    from datetime import timedelta
+
+    entries = real_entries()
+    x = re.sub(rb"v\d+</id>", b"v1</id>", entries[5])
+    x_id = re.search(rb"abs/(\S+?)v1</id>", x).group(1).decode()
+    arxiv.replies.append(ok(build_feed([x], 1)))
+    fetch_window(fresh_core, fixed_now - timedelta(days=7), client=client_for(fresh_core))
+    fresh_core.db["sent_papers"].insert(
+        {
+            "channel": "slack:T1:C1",
+            "arxiv_id": x_id,
+            "version": 1,
+            "digest_id": "d",
+            "sent_at": "2026-11-18T14:00:00+00:00",
+        }
+    )
+    window = unique_entries(0, 3)
+
+    def handler(q):
+        if "id_list" in q:
+            return id_list_reply(q, re.sub(rb"v\d+</id>", b"v2</id>", entries[5]))
+        return ok(build_feed(window, 3))
+
+    arxiv.handler = handler
+    return x_id, fetch_window(fresh_core, fixed_now, client=client_for(fresh_core))
+
+
+def test_a_posted_paper_from_before_the_window_gets_its_new_version(fresh_core, fixed_now, arxiv, client_for):
+    from digests.catalog import revisions_since
+
+    x_id, report = _posted_v1_then_fetch(
+        fresh_core, fixed_now, arxiv, client_for, lambda q, v2: ok(build_feed([v2, real_entries()[9]], 2))
+    )
+    run = report.run
+    assert run.outcome == "ok" and run.reason is None and run.papers == 3
+    assert run.queries[1] == f"id_list={x_id}" and (run.requests, run.pages) == (2, 2)
+    assert arxiv.requests[-1]["params"]["id_list"] == [x_id]
+    assert get_by_arxiv_id(fresh_core, x_id).version == 2
+    assert [(p.arxiv_id, v) for p, v in revisions_since(fresh_core, "2026-11-25")] == [(x_id, 2)]
+    unasked = re.search(rb"abs/(\S+?)v\d+</id>", real_entries()[9]).group(1).decode()
+    assert get_by_arxiv_id(fresh_core, unasked) is None  # only the ids asked for are stored
+
+
+def test_a_failed_version_check_is_noted_but_the_window_still_counts(fresh_core, fixed_now, arxiv, client_for):
+    x_id, report = _posted_v1_then_fetch(
+        fresh_core,
+        fixed_now,
+        arxiv,
+        client_for,
+        lambda q, v2: (400, real("arxiv_api_2026_error_incorrect_id_format_http400.xml"), {}),
+    )
+    run = report.run
+    assert run.outcome == "ok" and run.papers == 3 and len(report.papers) == 3
+    assert run.reason.startswith("could not check 1 posted papers for new versions")
+    assert get_by_arxiv_id(fresh_core, x_id).version == 1
