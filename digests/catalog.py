@@ -534,7 +534,12 @@ COMMON_TITLE_WORD = 2000
 intersecting several such words scans long doclists for few matches, the slow case on a large catalog."""
 
 
-def _title_and_terms(core: "Core", quoted: list[str]) -> list[str]:
+SCAN_BUDGET_SECONDS = 0.003
+"""Time an AND query that may be sparse spends walking back from the newest papers (see _rowids_newest)."""
+
+
+def _title_and_terms(core: "Core", quoted: list[str]) -> tuple[list[str], bool]:
+    """Return the quoted words for the title AND query, and whether they are all common."""
     rare = []
     for term in quoted:
         found = core.db.execute(
@@ -543,13 +548,38 @@ def _title_and_terms(core: "Core", quoted: list[str]) -> list[str]:
         ).fetchone()[0]
         if found <= COMMON_TITLE_WORD:
             rare.append(term)
-    return rare or quoted
+    return (rare, False) if rare else (quoted, True)
+
+
+def _rowids_newest(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> list[int]:
+    """Return matches newest first, searching ever larger rowid windows back from the newest paper.
+
+    Used where the words' intersection can be sparse (every word common, or words spread over title and
+    abstract): one unbounded query would walk the words' whole doclists. Stops at `limit` matches or after SCAN_BUDGET_SECONDS, so a lookup on a
+    million papers stays fast and prefers recent papers when it has to stop early.
+    """
+    import time
+
+    top = int(core.db.execute("SELECT coalesce(max(id), 0) FROM papers").fetchone()[0])
+    deadline = time.perf_counter() + SCAN_BUDGET_SECONDS
+    found: list[int] = []
+    width = 50_000
+    while top > 0 and len(found) < limit and time.perf_counter() < deadline:
+        rows = core.db.execute(
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ? AND rowid <= ?"
+            " ORDER BY rowid DESC LIMIT ?",
+            [match, top - width, top, limit - len(found)],
+        ).fetchall()
+        found.extend(int(r[0]) for r in rows)
+        top, width = top - width, width * 2
+    return found
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    title_terms, all_common = _title_and_terms(core, quoted)
     queries = {
-        "title_and": " ".join(_title_and_terms(core, quoted)),
+        "title_and": " ".join(title_terms),
         "and": " ".join(quoted),
         "or": " OR ".join(quoted),
     }
@@ -564,7 +594,10 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
             break
         if len(terms) == 1 and kind == "or":
             continue
-        for rowid in _rowids(core, table, queries[kind]):
+        if kind == "and" and len(scores) >= limit:
+            continue  # enough papers have every word in their title
+        windowed = kind == "and" or (kind == "title_and" and all_common and len(terms) > 1)
+        for rowid in (_rowids_newest if windowed else _rowids)(core, table, queries[kind]):
             scores.setdefault(rowid, base)
     if not scores:
         return scores
