@@ -206,7 +206,7 @@ def render_slack(digest: Digest) -> list[dict[str, Any]]:
             }
         )
     payloads[0]["metadata"] = {
-        "event_type": "digest_posted",
+        "event_type": "digestbot_digest",
         "event_payload": {"digest_id": digest.id},
     }
     return payloads
