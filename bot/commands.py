@@ -413,6 +413,15 @@ def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
         )
     note = " (I used the start of your long query.)" if len(query) > catalog.MAX_QUERY_CHARS else ""
     cards = tuple(_card(core, inv, p) for p, _ in found)
+    if found[0][1] < catalog.WEAK_MATCH:
+        close = tuple(catalog.suggest_titles(core, query))
+        if close:
+            # A misspelt title finds only stray words; the closest title is the likelier meaning.
+            best = [p for p, _ in catalog.search(core, close[0], limit=1)]
+            papers = best + [p for p, _ in found if not best or p.id != best[0].id]
+            cards = tuple(_card(core, inv, p) for p in papers[:MAX_CARDS])
+            return Reply(f"No paper has all of \u201c{shown}\u201d; nearest matches:{note}", cards=cards,
+                         suggestions=close[1:])
     return Reply(f"Best matches for \u201c{shown}\u201d:{note}", cards=cards)
 
 

@@ -485,6 +485,8 @@ def query_terms(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
+WEAK_MATCH = 15.0
+"""A top score below this means no paper holds every query word (only some of them matched)."""
 CANDIDATES = 100
 """Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
 million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each

@@ -477,3 +477,13 @@ def test_failing_listener_does_not_fail_the_change(fresh_core, fixed_now, caplog
     assert digest(fresh_core, inv, "subscribe rlhf").ok
     assert channels.get_channel(fresh_core, SLACK).themes == ("rlhf",)
     assert "subscription listener" in caplog.text
+
+
+def test_paper_with_a_misspelt_title_puts_the_closest_title_first(fresh_core):
+    from bot.commands import Invocation, run_text
+
+    reply = run_text(fresh_core, Invocation(platform="console", channel="console:t", user="u"), "paper",
+                     "Constitutonal AIx: Harmlesness frm AI Feedbak")
+    assert reply.ok
+    assert reply.cards[0].paper.title == "Constitutional AI: Harmlessness from AI Feedback"
+    assert reply.text.startswith("No paper has all of")
