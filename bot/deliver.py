@@ -16,9 +16,11 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -62,10 +64,14 @@ class CatalogLane:
     (WAL mode lets it and the other lanes share the file). An in-memory database runs inline.
     """
 
-    def __init__(self, core: Any, name: str = "catalog-lane") -> None:
+    def __init__(self, core: Any, name: str = "catalog-lane", *, abandon_on_close: bool = False) -> None:
         self.core = core
         self.path = _db_file(core)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name) if self.path else None
+        self.abandon_on_close = abandon_on_close
+        pool: Executor | None = None
+        if self.path:
+            pool = DaemonLane(name) if abandon_on_close else ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pool = pool
         self._lane_core: Any = None
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -83,10 +89,49 @@ class CatalogLane:
         return fn(self._lane_core, *args, **kwargs)
 
     def close(self) -> None:
-        """Stop the lane after the work in hand."""
+        """Stop the lane after the work in hand (or, for a lane made with `abandon_on_close`, without it)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=not self.abandon_on_close)
             self._pool = None
+
+
+class DaemonLane(Executor):
+    """A one-thread executor whose thread is a daemon: work still running at exit is abandoned.
+
+    For the arXiv lane: a fetch can take minutes (3 s between requests, 30 s timeouts, retries), and
+    Ctrl-C must not wait for it. An abandoned fetch leaves its `fetch_runs` row as recorded up front
+    (failed, "interrupted"), which the next digest's coverage line reports as a stopped fetch.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue `fn(*args, **kwargs)` and return its future."""
+        if self._closed:
+            raise RuntimeError("cannot schedule new work on a closed lane")
+        future: Future[Any] = Future()
+        self._queue.put((future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # handed to the awaiting caller, as ThreadPoolExecutor does
+                    future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; the thread ends after the work in hand (waited for only with `wait`)."""
+        self._closed = True
+        self._queue.put(None)
+        if wait:
+            self._thread.join()
 
 
 def _db_file(core: Any) -> str | None:
@@ -109,7 +154,7 @@ def arxiv_lane(core: Any) -> CatalogLane:
     """Return the process-wide arXiv lane (`core.cache["arxiv_lane"]`): arXiv asks for one connection at a time."""
     lane = core.cache.get("arxiv_lane")
     if not isinstance(lane, CatalogLane):
-        lane = core.cache["arxiv_lane"] = CatalogLane(core, name="arxiv-lane")
+        lane = core.cache["arxiv_lane"] = CatalogLane(core, name="arxiv-lane", abandon_on_close=True)
     return lane
 
 

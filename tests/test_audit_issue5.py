@@ -506,3 +506,49 @@ def test_coverage_of_a_fetch_we_stopped_does_not_blame_arxiv(reason):
                        window_end="2026-11-26T00:00:00+00:00", outcome="failed", reason="arXiv is busy (HTTP 503)")
     both = select.summarize_coverage([stopped, refused], window, now, ["RLHF"], 0)
     assert both.text == "arXiv could not be reached since Tuesday, so this digest has no new papers from arXiv."
+
+
+class _HeldArxiv(http.server.BaseHTTPRequestHandler):
+    """Holds every request until the test releases it (an arXiv that is slow to answer)."""
+
+    arrived: threading.Event
+    release: threading.Event
+
+    def do_GET(self) -> None:
+        self.arrived.set()
+        self.release.wait(120)
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_ctrl_c_during_an_arxiv_fetch_stops_without_waiting_for_arxiv(env_setup, monkeypatch):
+    import sqlite3
+
+    handler = type("Held", (_HeldArxiv,), {"arrived": threading.Event(), "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env_setup.mkdir(parents=True, exist_ok=True)
+    (env_setup / "digestbot.toml").write_text("[arxiv]\ndelay_seconds = 0\nretries = 1\n")
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_URL", f"http://127.0.0.1:{server.server_address[1]}/api/query")
+    invoke("subscribe", "console:me", "--theme", "rlhf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))}
+    command = [shutil.which("digestbot") or "", "run"] if shutil.which("digestbot") else [
+        sys.executable, "-m", "bot.cli_main", "run"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert handler.arrived.wait(60), "the start-up fetch never reached arXiv"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)  # arXiv still holds the request: stopping must not wait for it
+    finally:
+        handler.release.set()
+        if proc.poll() is None:
+            proc.kill()
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    rows = sqlite3.connect(env_setup / "digestbot.db").execute("SELECT outcome, reason FROM fetch_runs").fetchall()
+    assert rows == [("failed", "interrupted")]
