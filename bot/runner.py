@@ -80,11 +80,12 @@ def _fetch_now(core: Any, now: datetime) -> Any:
 
 
 def is_fetch_due(core: Any, now: datetime, calendar: Calendar) -> bool:
-    """Return True when arXiv announced since the last recorded fetch run."""
+    """Return True when arXiv announced since the last fetch that worked (a failed or interrupted one,
+    e.g. Ctrl-C during the fetch, is tried again at start rather than left until the next announcement)."""
     from digests.fetch import last_runs
 
-    runs = last_runs(core, 1)
-    return not runs or datetime.fromisoformat(runs[0].started) < previous_fetch_run(now, calendar)
+    good = [run for run in last_runs(core, 20) if run.outcome in ("ok", "empty")]
+    return not good or datetime.fromisoformat(good[0].started) < previous_fetch_run(now, calendar)
 
 
 @dataclass

@@ -552,3 +552,19 @@ def test_ctrl_c_during_an_arxiv_fetch_stops_without_waiting_for_arxiv(env_setup,
     assert proc.returncode == 0 and "Traceback" not in err, err
     rows = sqlite3.connect(env_setup / "digestbot.db").execute("SELECT outcome, reason FROM fetch_runs").fetchall()
     assert rows == [("failed", "interrupted")]
+
+
+def test_a_failed_or_interrupted_fetch_is_tried_again_at_start(core, fixed_now):
+    from bot.runner import is_fetch_due
+    from digests.fetch import record_run
+    from digests.schedule import Calendar
+
+    def run(started: str, outcome: str, reason: str | None = None) -> None:
+        record_run(core, FetchRun(id=None, started=started, finished=started, window_start="2026-11-18",
+                                  window_end="2026-11-25", outcome=outcome, reason=reason))
+
+    run("2026-11-24T01:35:00+00:00", "ok")
+    run("2026-11-25T01:35:00+00:00", "failed", "interrupted")  # after Tuesday's 20:30 ET fetch time
+    assert is_fetch_due(core, fixed_now, Calendar())
+    run("2026-11-25T02:00:00+00:00", "empty")
+    assert not is_fetch_due(core, fixed_now, Calendar())
