@@ -1,8 +1,9 @@
 """`digestbot run`: one event loop with one AsyncIOScheduler, the delivery jobs, and the chat apps.
 
 Jobs (from digests.schedule.register_jobs): `fetch` shortly after each arXiv announcement, one
-`digest:<channel key>` per active channel, plus a `sweep` every minute that retries open deliveries
-and re-reads the channels (so a `digestbot subscribe` run from another process is picked up). At
+`digest:<channel key>` per active channel, plus a `sweep` every minute that retries open deliveries,
+re-runs digest batches that failed, retries a failed arXiv fetch hourly, and re-reads the channels
+(so a `digestbot subscribe` run from another process is picked up). At
 start, digests missed while the bot was down are delivered once (Deliverer.catch_up).
 
 Slack (`SLACK_BOT_TOKEN`) and Discord (`DISCORD_TOKEN`) apps start when their tokens are set; both
@@ -16,7 +17,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,6 +31,8 @@ from .posting import Poster, get_poster
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60
+FETCH_RETRY = timedelta(hours=1)
+"""After a failed fetch, the sweep tries again this long after the last attempt (until one works)."""
 BATCH_DELAY = 1.0
 """Seconds a digest job waits for others firing at the same moment to join its batch."""
 
@@ -88,6 +91,16 @@ def is_fetch_due(core: Any, now: datetime, calendar: Calendar) -> bool:
     return not good or datetime.fromisoformat(good[0].started) < previous_fetch_run(now, calendar)
 
 
+def is_fetch_retry_due(core: Any, now: datetime, calendar: Calendar) -> bool:
+    """Return True when the fetch since the last announcement failed and the last try is FETCH_RETRY old."""
+    from digests.fetch import last_runs
+
+    runs = last_runs(core, 1)
+    if not runs or now - datetime.fromisoformat(runs[0].started) < FETCH_RETRY:
+        return False
+    return is_fetch_due(core, now, calendar)
+
+
 @dataclass
 class Runner:
     """The long-running bot: scheduler + deliverer + optional chat apps, on the running loop."""
@@ -109,6 +122,7 @@ class Runner:
         self._flush: asyncio.Task[dict[str, DeliveryResult]] | None = None
         self._flush_started = False
         self._unfinished: set[str] = set()
+        self._fetching = False
         self.stopped = asyncio.Event()
 
     def poster(self, platform: str) -> Poster:
@@ -120,13 +134,20 @@ class Runner:
         return get_poster(platform, self.core)
 
     async def run_fetch(self) -> None:
-        """The fetch job: fetch the arXiv window on the arXiv lane; failures are recorded by the fetch itself."""
+        """The fetch job: fetch the arXiv window on the arXiv lane; failures are recorded by the fetch itself.
+        A fetch already running makes this a no-op (the scheduled job and the sweep's retry never overlap)."""
+        if self._fetching:
+            return
+        self._fetching = True
         try:
             report = await self.arxiv_lane.run(self.fetch, self.core.clock())
             run = getattr(report, "run", None)
-            log.info("arXiv fetch: %s", getattr(run, "outcome", report))
+            log.log(logging.WARNING if getattr(run, "outcome", "ok") == "failed" else logging.INFO,
+                    "arXiv fetch: %s %s", getattr(run, "outcome", report), getattr(run, "reason", None) or "")
         except Exception:  # the per-job boundary: fetch_window records the failed run itself
             log.exception("arXiv fetch job failed")
+        finally:
+            self._fetching = False
 
     async def run_digest(self, channel_key: str) -> DeliveryResult | None:
         """A channel's digest job. Jobs firing together (many channels share Monday 09:00) join one
@@ -165,6 +186,8 @@ class Runner:
                 keys, self._unfinished = sorted(self._unfinished), set()
                 await asyncio.gather(*(self.run_digest(key) for key in keys))
             await on_catalog(self.core, self._refresh)
+            if not self._fetching and await on_catalog(self.core, is_fetch_retry_due, self.core.clock(), self.calendar):
+                self.tasks.append(asyncio.create_task(self.run_fetch(), name="fetch-retry"))
         except Exception:
             log.exception("delivery sweep failed")
 

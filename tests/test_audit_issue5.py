@@ -9,6 +9,7 @@ to its channel; broken channels stored a bare platform code ("50013") and were n
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import shutil
@@ -568,3 +569,31 @@ def test_a_failed_or_interrupted_fetch_is_tried_again_at_start(core, fixed_now):
     assert is_fetch_due(core, fixed_now, Calendar())
     run("2026-11-25T02:00:00+00:00", "empty")
     assert not is_fetch_due(core, fixed_now, Calendar())
+
+
+async def test_sweep_retries_a_failed_fetch_hourly_until_one_works(core, clock):
+    from bot.runner import Platforms, Runner
+    from digests.fetch import record_run
+
+    outcomes = ["failed", "ok"]
+    fetched = []
+
+    def fetch(core, now):  # records its run the way fetch_window does
+        fetched.append(now)
+        record_run(core, FetchRun(id=None, started=now.isoformat(), finished=now.isoformat(), window_start="2026-11-18",
+                                  window_end="2026-11-26", outcome=outcomes.pop(0), reason="arXiv is busy (HTTP 503)"))
+
+    fetch(core, clock.now)  # Wednesday 12:00 UTC: after Tuesday's 20:30 ET fetch time, and it failed
+    runner = Runner(core, Platforms(), fetch=fetch, say=lambda text: None)
+    try:
+        await runner.sweep()
+        assert len(fetched) == 1  # the last try is not an hour old yet
+        clock.now += timedelta(hours=1)
+        await runner.sweep()
+        await asyncio.gather(*runner.tasks)
+        assert len(fetched) == 2  # retried, and it worked
+        clock.now += timedelta(hours=2)
+        await runner.sweep()
+        assert len(fetched) == 2 and not [t for t in runner.tasks if not t.done()]
+    finally:
+        await runner.stop()
