@@ -128,7 +128,7 @@ async def run_size(n: int, count: int, unstemmed: bool = False) -> None:
     with tempfile.TemporaryDirectory() as home:
         core = open_core(load_settings({"DIGESTBOT_HOME": home}), sync=False)
         papers = lookup.synthetic_papers(n)
-        catalog.import_papers(core, papers)
+        catalog.import_papers(core, papers, tag=False)
         rng = random.Random(n)
         texts = partials([p.title for p in papers], count, rng)
         envelope = json.loads(

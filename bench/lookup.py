@@ -100,7 +100,7 @@ def run_size(n: int, count: int, keep: Path | None = None) -> None:
         papers = synthetic_papers(n)
         start = time.perf_counter()
         if catalog.count_papers(core) != n:
-            catalog.import_papers(core, papers)
+            catalog.import_papers(core, papers, tag=False)
         import_s = time.perf_counter() - start
         rng = random.Random(n)
         figures = []

@@ -52,7 +52,7 @@ def papers(theme: str | None, as_json: bool) -> None:
     click.echo(f"{len(found)} papers")
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1, required=True)
 @click.option("--limit", "-n", default=5, show_default=True, type=click.IntRange(1, 100), help="Most results.")
 @json_option
@@ -147,10 +147,11 @@ def import_(file: Path, as_json: bool) -> None:
     Example:
         digestbot catalog import reading-list.jsonl
     """
-    from digests.catalog import import_papers, read_import_file
+    from digests.catalog import check_import_themes, import_papers, read_import_file
 
     papers = read_import_file(file)
     core = get_core()
+    check_import_themes(core, papers)
     report = import_papers(core, papers)
     if as_json:
         print_json({"inserted": report.inserted, "merged": report.merged})

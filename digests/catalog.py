@@ -35,6 +35,7 @@ ARXIV_REF = re.compile(
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 _JSON_LIST_FIELDS = ("authors", "affiliations", "categories")
+"""List fields of an import line (plus `themes`, checked against the configured themes)."""
 
 
 @dataclass(frozen=True)
@@ -415,7 +416,6 @@ def store_many_scores(core: "Core", scores: dict[int, Sequence[ThemeScore]]) -> 
                 for s in theme_scores
             ],
         )
-        _bump_version(core)
 
 
 def scores_for(core: "Core", paper_id: int) -> list[ThemeScore]:
@@ -676,7 +676,7 @@ def parse_import_line(obj: Any, line: int, file: str) -> Paper:
     if not isinstance(title, str) or not title.strip():
         raise ImportLineError(f"line {line}: `title` is required and must be a non-empty string", line=line)
     values: dict[str, Any] = {}
-    for name in _JSON_LIST_FIELDS:
+    for name in (*_JSON_LIST_FIELDS, "themes"):
         value = obj.get(name, [])
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -698,6 +698,7 @@ def parse_import_line(obj: Any, line: int, file: str) -> Paper:
         authors=values["authors"],
         affiliations=values["affiliations"],
         categories=values["categories"],
+        themes=values["themes"],
         arxiv_id=arxiv_id,
         version=version if isinstance(version, int) else None,
         published=obj.get("published"),
@@ -723,23 +724,58 @@ def read_import_file(path: Path) -> list[Paper]:
     return papers
 
 
-def import_papers(core: "Core", papers: Iterable[Paper], batch: int = 2000) -> ImportReport:
-    """Insert imported papers in one transaction; a paper whose arXiv id or title is known is merged."""
+def check_import_themes(core: "Core", papers: Iterable[Paper]) -> None:
+    """Raise ImportLineError for the first imported paper that names a theme that is not configured."""
+    known = set(core.theme_names)
+    for paper in papers:
+        unknown = [t for t in paper.themes if t not in known]
+        if unknown:
+            line = paper.sources[0].line if paper.sources else 0
+            raise ImportLineError(
+                f"line {line}: unknown theme {unknown[0]!r}; themes: {', '.join(core.theme_names)}", line=line
+            )
+
+
+def import_papers(core: "Core", papers: Iterable[Paper], batch: int = 2000, tag: bool = True) -> ImportReport:
+    """Insert imported papers in one transaction; a paper whose arXiv id or title is known is merged.
+
+    New papers keep the themes their line names; the others are tagged like fetched papers, by the
+    matcher (skip with `tag=False`, e.g. to time the import alone).
+    """
     stamp = utcnow_iso(core.clock())
     inserted = merged = 0
     pending: list[Paper] = []
+    new_ids: list[int] = []
     with core.db.atomic():
         for paper in papers:
             pending.append(paper)
             if len(pending) >= batch:
-                added, joined = _import_batch(core, pending, stamp)
+                added, joined = _import_batch(core, pending, stamp, new_ids)
                 inserted, merged, pending = inserted + added, merged + joined, []
-        added, joined = _import_batch(core, pending, stamp)
+        added, joined = _import_batch(core, pending, stamp, new_ids)
         _bump_version(core)
+    if tag:
+        _tag_imported(core, new_ids)
     return ImportReport(inserted=inserted + added, merged=merged + joined)
 
 
-def _import_batch(core: "Core", papers: list[Paper], stamp: str) -> tuple[int, int]:
+def _tag_imported(core: "Core", ids: Sequence[int], batch: int = 5000) -> None:
+    from .match import get_matcher
+
+    for chunk in _chunks(list(ids), batch):
+        papers = get_papers(core, chunk)
+        given = {p.id: p for p in papers if p.themes}
+        scores: dict[int, Sequence[ThemeScore]] = {
+            pid: [ThemeScore(theme=name, score=1.0, matched=True) for name in p.themes] for pid, p in given.items()
+        }  # type: ignore[misc]
+        rest = [p for p in papers if p.id not in given]
+        if rest:
+            for paper, theme_scores in zip(rest, get_matcher(core).score(rest)):
+                scores[paper.id] = theme_scores  # type: ignore[index]
+        store_many_scores(core, scores)
+
+
+def _import_batch(core: "Core", papers: list[Paper], stamp: str, new_ids: list[int]) -> tuple[int, int]:
     fresh: list[Paper] = []
     merged = 0
     seen: dict[str, Paper] = {}
@@ -768,6 +804,11 @@ def _import_batch(core: "Core", papers: list[Paper], stamp: str) -> tuple[int, i
             "INSERT OR REPLACE INTO paper_sources (paper_id, file, line, kind, title, text) VALUES (?, ?, ?, ?, ?, ?)",
             [(pid, s.file, s.line, s.kind, s.title, s.text) for pid, p in zip(ids, fresh) for s in p.sources],
         )
+        core.db.conn.executemany(
+            "INSERT INTO paper_themes (paper_id, theme, score, matched) VALUES (?, ?, 1.0, 1)",
+            [(pid, name) for pid, p in zip(ids, fresh) for name in p.themes],
+        )
+        new_ids.extend(ids)
     return len(fresh), merged
 
 

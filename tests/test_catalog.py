@@ -236,3 +236,34 @@ def test_catalog_writes_keep_shared_process_objects(core):
 def test_title_prefix_ids_answers_letter_by_letter(fresh_core, typed):
     titles = [catalog.get_paper(fresh_core, i).title for i in catalog.title_prefix_ids(fresh_core, typed)]
     assert "Constitutional AI: Harmlessness from AI Feedback" in titles
+
+
+def test_import_keeps_given_themes_and_tags_the_rest(tmp_path, core):
+    path = tmp_path / "list.jsonl"
+    lines = [
+        {"title": "Zebra crossings for robots", "themes": ["evaluations"]},
+        {"title": "Scalable oversight with debate between language models",
+         "abstract": "We study debate as a scalable oversight method where AI critiques help humans supervise "
+                     "stronger language models on tasks they cannot evaluate directly."},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["catalog", "import", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    by_title = {p.title: p for p in catalog.list_papers(core)}
+    assert by_title["Zebra crossings for robots"].themes == ("evaluations",)
+    assert "oversight" in by_title["Scalable oversight with debate between language models"].themes
+    assert [p for p in catalog.list_papers(core, theme="oversight") if (p.title or "").startswith("Scalable o")]
+
+
+def test_import_rejects_unknown_theme_with_its_line(tmp_path, core):
+    path = tmp_path / "list.jsonl"
+    path.write_text(json.dumps({"title": "A"}) + "\n" + json.dumps({"title": "B", "themes": ["nope"]}) + "\n")
+    result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
+    assert result.exit_code == 1 and "line 2" in result.output and "nope" in result.output
+    assert catalog.search(core, "B") == [] or all(p.title != "B" for p, _ in catalog.search(core, "B"))
+
+
+def test_paper_query_starting_with_a_dash_is_text(core):
+    result = CliRunner().invoke(cli, ["paper", "-reward", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert isinstance(json.loads(result.output), list)
