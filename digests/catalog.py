@@ -365,8 +365,10 @@ def adopt_arxiv_record(core: "Core", paper_id: int, record: Paper) -> Paper:
     """Give a seed paper the arXiv id, version, title, authors and metadata of its matched arXiv record."""
     if not record.arxiv_id:
         raise CatalogError("Cannot adopt an arXiv record without an arXiv id")
-    other = core.db.execute("SELECT id FROM papers WHERE arxiv_id = ? AND id != ?", [record.arxiv_id, paper_id])
-    if other.fetchone() is not None:
+    other = core.db.execute(
+        "SELECT id, origin FROM papers WHERE arxiv_id = ? AND id != ?", [record.arxiv_id, paper_id]
+    ).fetchone()
+    if other is not None and other[1] != "arxiv":
         raise CatalogError(f"arXiv:{record.arxiv_id} already belongs to another catalog paper")
     stamp = utcnow_iso(core.clock())
     values = {
@@ -386,6 +388,11 @@ def adopt_arxiv_record(core: "Core", paper_id: int, record: Paper) -> Paper:
         "modified_at": stamp,
     }
     with core.db.atomic():
+        if other is not None:  # fetched before enrichment found it: fold that row into the seed paper
+            core.db.execute(
+                "UPDATE OR IGNORE paper_sources SET paper_id = ? WHERE paper_id = ?", [paper_id, other[0]]
+            )
+            core.db.execute("DELETE FROM papers WHERE id = ?", [other[0]])
         _update_paper(core, paper_id, values)
         _record_revision(core, record.arxiv_id, record.version or 1, record.updated, stamp)
         _bump_version(core)

@@ -267,3 +267,14 @@ def test_paper_query_starting_with_a_dash_is_text(core):
     result = CliRunner().invoke(cli, ["paper", "-reward", "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     assert isinstance(json.loads(result.output), list)
+
+
+def test_enrichment_folds_an_already_fetched_copy_into_the_seed_paper(core):
+    catalog.import_papers(core, [Paper(title="Zeta seed paper on debate", origin="seed")], tag=False)
+    seed = catalog.search(core, "Zeta seed paper on debate")[0][0]
+    catalog.upsert_arxiv_papers(core, [arxiv_paper("2405.00001", "AI debate helps weak judges")], NOW)
+    before = catalog.count_papers(core)
+    adopted = catalog.adopt_arxiv_record(core, seed.id, arxiv_paper("2405.00001", "AI debate helps weak judges"))
+    assert adopted.id == seed.id and adopted.arxiv_id == "2405.00001" and adopted.origin == "seed"
+    assert catalog.count_papers(core) == before - 1
+    assert catalog.get_by_arxiv_id(core, "2405.00001").id == seed.id
