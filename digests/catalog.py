@@ -333,7 +333,7 @@ def _upsert_one(core: "Core", paper: Paper, now: datetime, stamp: str, result: U
             "SELECT id FROM papers WHERE arxiv_id IS NULL AND origin = 'seed' AND title_norm = ?",
             [normalize_title(paper.title)],
         ).fetchone()
-        if seed is not None:
+        if seed is not None and _is_same_work(core, seed[0], paper):
             adopted = adopt_arxiv_record(core, seed[0], paper)
             result.unchanged.append(adopted)
             return
@@ -352,6 +352,14 @@ def _upsert_one(core: "Core", paper: Paper, now: datetime, stamp: str, result: U
         result.revised.append(replace(paper, id=paper_id, origin=origin))
     else:
         result.unchanged.append(replace(paper, id=paper_id, origin=origin))
+
+
+def _is_same_work(core: "Core", seed_id: int, record: Paper) -> bool:
+    """Return True when a fetched record with a seed paper's title is that work (a blog headline may not be)."""
+    from .fetch import is_confident_match
+
+    seed = get_paper(core, seed_id)
+    return seed is not None and is_confident_match(seed, record)
 
 
 def _record_revision(core: "Core", arxiv_id: str, version: int, updated: str | None, stamp: str) -> None:

@@ -278,3 +278,12 @@ def test_enrichment_folds_an_already_fetched_copy_into_the_seed_paper(core):
     assert adopted.id == seed.id and adopted.arxiv_id == "2405.00001" and adopted.origin == "seed"
     assert catalog.count_papers(core) == before - 1
     assert catalog.get_by_arxiv_id(core, "2405.00001").id == seed.id
+
+
+def test_a_blog_headline_is_not_adopted_by_an_unrelated_arxiv_paper(core):
+    unrelated = arxiv_paper("2409.00001", "Techniques for Training Large Neural Networks",
+                            abstract="We benchmark optimizers for protein folding on a single GPU.")
+    result = catalog.upsert_arxiv_papers(core, [unrelated], NOW)
+    assert [p.arxiv_id for p in result.new] == ["2409.00001"]
+    blog = [p for p in catalog.seed_papers(core) if p.title == "Techniques for Training Large Neural Networks"]
+    assert blog and blog[0].arxiv_id is None
