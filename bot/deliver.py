@@ -285,9 +285,18 @@ class Deliverer:
         return result
 
     async def _build_failed(self, channel: Channel, due: datetime, exc: Exception) -> DeliveryResult:
+        """Log, record (so `digestbot status` and `/digest status` show it) and tell the channel."""
+        from digests.select import digest_week
+
         log.error("building the digest for %s failed: %s", channel.key, exc, exc_info=exc)
-        await self._tell_failure(channel, due, exc)
-        return DeliveryResult(channel.key, "failed", detail=f"build failed: {exc}")
+        week = digest_week(channel.schedule, self.build_time(due))
+        detail = f"build failed: {type(exc).__name__}: {exc}"
+        try:
+            await self.db(ledger.record_build_failed, channel.key, week, detail, self.core.clock())
+        except sqlite3.Error as err:  # the catalog itself may be what failed; still tell the channel
+            log.error("could not record the failed build for %s: %s", channel.key, err)
+        await self._tell_failure(channel, week, exc)
+        return DeliveryResult(channel.key, "failed", f"{channel.key}|{week}", detail=detail)
 
     async def complete(self, delivery: ledger.Delivery, digest: Digest | None = None) -> DeliveryResult:
         """Drive one ledger row to `done`: finish, recover via find_posted, or post its digest.
@@ -429,14 +438,13 @@ class Deliverer:
         await self.db(ledger.record_retry, digest_id, str(exc), retry_at)
         return None
 
-    async def _tell_failure(self, channel: Channel, due: datetime, exc: BaseException) -> None:
+    async def _tell_failure(self, channel: Channel, week: str, exc: BaseException) -> None:
         text = (
             "This week's digest could not be built, sorry. The admins can see why with `digestbot status`; "
             "it will be tried again at the next scheduled run."
         )
-        iso = due.isocalendar()
-        await self._notify(channel.key, f"{iso.year}-W{iso.week:02d}", text,
-                           f"Digest build failed: {type(exc).__name__}", themes=channel.themes)
+        await self._notify(channel.key, week, text, f"Digest build failed: {type(exc).__name__}",
+                           themes=channel.themes)
 
     async def _tell_retrying(self, delivery: ledger.Delivery, digest: Digest, attempts: int, error: str) -> None:
         """Tell the channel once, when the in-place retries of its digest have run out (STYLE §4.6 (c)).
@@ -626,7 +634,8 @@ def due_runs(core: Any, now: datetime) -> list[tuple[str, datetime]]:
         if run is None:
             continue
         last = ledger.last_delivery(core, channel.key)
-        if last is not None and last.created_at and datetime.fromisoformat(last.created_at) >= run:
+        built = last is not None and not ledger.is_build_failure(last)  # a failed build is tried again at start
+        if built and last.created_at and datetime.fromisoformat(last.created_at) >= run:  # type: ignore[union-attr]
             continue
         since = last.created_at if last else channel.created_at
         skipped = missed_runs(channel, datetime.fromisoformat(since), now) if since else 0

@@ -235,6 +235,24 @@ def record_failed(core: Core, digest_id: str, error: str) -> None:
         )
 
 
+def record_build_failed(core: Core, channel: str, week: str, error: str, now: datetime) -> None:
+    """Record that the week's digest could not be built (a `failed` row without digest or attempts),
+    unless the ledger already has that week; a later successful build reopens it like any failed row."""
+    with core.db.atomic():
+        core.db.execute(
+            "INSERT INTO deliveries (digest_id, channel, week, status, error, created_at, attempts)"
+            " VALUES (?, ?, ?, 'failed', ?, ?, 0)"
+            " ON CONFLICT (digest_id) DO UPDATE SET error = excluded.error"
+            " WHERE deliveries.status = 'failed' AND deliveries.attempts = 0",
+            [f"{channel}|{week}", channel, week, error, utcnow_iso(now)],
+        )
+
+
+def is_build_failure(delivery: Delivery) -> bool:
+    """Return True for a row `record_build_failed` wrote (nothing was ever posted for it)."""
+    return delivery.status == "failed" and not delivery.attempts and delivery.message_ref is None
+
+
 def record_skipped(core: Core, digest_id: str, reason: str) -> None:
     """Close an open intent that will not be delivered (too late)."""
     with core.db.atomic():

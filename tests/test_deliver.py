@@ -129,7 +129,13 @@ async def test_build_failure_is_told_to_the_channel(core, sleep, caplog):
     assert [p.digest.status for p in poster.posts] == ["source_error"]
     assert "could not be built" in poster.posts[0].digest.empty_note
     assert "catalog exploded" in caplog.text
-    assert core.db["deliveries"].count == 0
+    row = ledger.get_delivery(core, f"{A}|2026-W48")  # recorded, so `digestbot status` can show it
+    assert (row.status, row.attempts, row.error) == ("failed", 0, "build failed: RuntimeError: catalog exploded")
+    assert ledger.channel_status(core, A, core.clock())["last_attempt"]["error"] == row.error
+
+    fixed = await make(core, poster, sleep).catch_up()  # a restart tries the failed build again
+    assert {r.channel: r.outcome for r in fixed}[A] == "posted"
+    assert ledger.get_delivery(core, f"{A}|2026-W48").status == "done"
 
 
 async def test_catch_up_after_weeks_down_sends_latest_once_and_logs_skipped(fresh_core, sleep, caplog):
