@@ -5,7 +5,8 @@ One `deliveries` row per (channel, week), keyed by the digest id `<channel>|<wee
     pending  intent recorded (with the digest as JSON) before the first post attempt
     posted   the platform's message ref is recorded
     done     the digest's papers are in sent_papers and its classic in classics_shown
-    failed   a permanent platform error (the channel is marked broken; its next scheduled run tries again)
+    failed   a permanent platform error (the channel is marked broken; its next scheduled run tries again),
+             or a digest that could not be built (no payload, no attempts; tried again at start)
     skipped  a pending digest that became more than a week late
 
 Crash recovery, by where the process died (the deliverer in bot/deliver.py drives this):
