@@ -29,9 +29,21 @@ from digests import ledger
 from digests.errors import DeliveryError, DigestBotError
 from digests.models import Channel, Coverage, Digest
 
-from .posting import Poster, get_poster, rate_limiter
+from .posting import (  # FIX_HINTS is re-exported: bot.slack_app reads it from here
+    FIX_HINTS,
+    RETRY_NOTICE,
+    STALE_NOTICE,
+    Poster,
+    broken_sentence,
+    error_text,
+    get_poster,
+    rate_limiter,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["FIX_HINTS", "Deliverer", "DeliveryResult", "arxiv_lane", "broken_sentence", "catalog_lane", "due_runs",
+           "on_catalog"]
 
 Outcome = Literal[
     "posted", "recovered", "already", "reposted", "retry", "broken", "failed", "skipped", "paused", "unknown",
@@ -328,7 +340,7 @@ class Deliverer:
             log.warning("skipping digest %s: %s", digest_id, reason)
             await self.db(ledger.record_skipped, digest_id, reason)
             if delivery.error:
-                await self._notify(key, delivery.week, STALE_NOTICE.format(week=delivery.week, error=_error_text(
+                await self._notify(key, delivery.week, STALE_NOTICE.format(week=delivery.week, error=error_text(
                     delivery.error)), f"Digest {delivery.week}: dropped.")
             return DeliveryResult(key, "skipped", digest_id, detail=reason)
         if delivery.retry_at and datetime.fromisoformat(delivery.retry_at) > now:
@@ -457,7 +469,7 @@ class Deliverer:
         start = datetime.fromisoformat(delivery.created_at) if delivery.created_at else self.core.clock()
         last = start + ledger.MAX_LATE
         until = f"{last:%a} {last:%b} {last.day}"
-        text = RETRY_NOTICE.format(error=_error_text(error), until=until)
+        text = RETRY_NOTICE.format(error=error_text(error), until=until)
         await self._notify(digest.channel, digest.week, text, f"Digest {digest.week}: not delivered yet.",
                            themes=digest.themes)
 
@@ -550,57 +562,6 @@ class Deliverer:
         if channel is None:
             return DeliveryResult(channel_key, "unknown")
         return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()), include_broken=True)
-
-
-RETRY_NOTICE = (
-    "This week's digest could not be posted yet ({error}). I'll keep trying until {until}; "
-    "the admins can see the details with `digestbot status`."
-)
-STALE_NOTICE = (
-    "The digest for {week} could not be posted for a week ({error}), so it was dropped. "
-    "The next digest comes as scheduled; the admins can see the details with `digestbot status`."
-)
-FIX_HINTS = {
-    "not_in_channel": "invite the app to this channel with /invite",
-    "channel_not_found": "check the channel still exists and the app can see it, or unsubscribe it",
-    "is_archived": "unarchive the channel or unsubscribe it",
-    "invalid_auth": "set a valid SLACK_BOT_TOKEN and restart digestbot",
-    "not_authed": "set SLACK_BOT_TOKEN and restart digestbot",
-    "token_revoked": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
-    "token_expired": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
-    "account_inactive": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
-    "missing_scope": "reinstall the app from config/slack-manifest.yaml so it gets the permissions it needs",
-    "restricted_action": "ask a workspace admin to let the app post here",
-    "10003": "subscribe an existing channel instead, or unsubscribe this one",
-}
-"""How to fix a channel refused with a platform code, when the poster's message does not say."""
-FIX_DEFAULT = "give the bot back its access to this channel"
-
-
-def broken_sentence(key: str, exc: DeliveryError) -> str:
-    """Return why `key` is broken, in words, with the platform's code and what fixes it.
-
-    Posters put the problem in the message (`the app is not a member of this channel (not_in_channel)`);
-    the code alone (`50013`) tells an admin nothing. A message already naming a fix (after `;`) is kept.
-    """
-    text = (exc.message or "").strip()
-    if text.startswith(f"{key}:"):
-        text = text[len(key) + 1:].strip()
-    code = str(exc.code) if exc.code is not None else ""
-    if not text or text == code:
-        text = f"the platform refused to post here ({code or 'no reason given'})"
-    elif code and code not in text:
-        text = f"{text} ({code})"
-    if ";" not in text:
-        text += f"; {FIX_HINTS.get(code, FIX_DEFAULT)}"
-    return text
-
-
-def _error_text(error: str | None) -> str:
-    """Return a stored delivery error without the channel-key prefix posters put in front."""
-    text = (error or "the platform kept refusing it").strip()
-    head, sep, rest = text.partition(": ")
-    return rest if sep and head.count(":") >= 1 and " " not in head else text
 
 
 def _skip_reason(key: str, channel: Channel | None, include_broken: bool) -> DeliveryResult | None:

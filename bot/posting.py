@@ -67,6 +67,57 @@ def permanent_failure(channel: str, code: str) -> DeliveryError:
     return DeliveryError(f"{channel}: {code}", channel=channel, code=code, retry_after=None, permanent=True)
 
 
+RETRY_NOTICE = (
+    "This week's digest could not be posted yet ({error}). I'll keep trying until {until}; "
+    "the admins can see the details with `digestbot status`."
+)
+STALE_NOTICE = (
+    "The digest for {week} could not be posted for a week ({error}), so it was dropped. "
+    "The next digest comes as scheduled; the admins can see the details with `digestbot status`."
+)
+FIX_HINTS = {
+    "not_in_channel": "invite the app to this channel with /invite",
+    "channel_not_found": "check the channel still exists and the app can see it, or unsubscribe it",
+    "is_archived": "unarchive the channel or unsubscribe it",
+    "invalid_auth": "set a valid SLACK_BOT_TOKEN and restart digestbot",
+    "not_authed": "set SLACK_BOT_TOKEN and restart digestbot",
+    "token_revoked": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "token_expired": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "account_inactive": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
+    "missing_scope": "reinstall the app from config/slack-manifest.yaml so it gets the permissions it needs",
+    "restricted_action": "ask a workspace admin to let the app post here",
+    "10003": "subscribe an existing channel instead, or unsubscribe this one",
+}
+"""How to fix a channel refused with a platform code, when the poster's message does not say."""
+FIX_DEFAULT = "give the bot back its access to this channel"
+
+
+def broken_sentence(key: str, exc: DeliveryError) -> str:
+    """Return why `key` is broken, in words, with the platform's code and what fixes it.
+
+    Posters put the problem in the message (`the app is not a member of this channel (not_in_channel)`);
+    the code alone (`50013`) tells an admin nothing. A message already naming a fix (after `;`) is kept.
+    """
+    text = (exc.message or "").strip()
+    if text.startswith(f"{key}:"):
+        text = text[len(key) + 1:].strip()
+    code = str(exc.code) if exc.code is not None else ""
+    if not text or text == code:
+        text = f"the platform refused to post here ({code or 'no reason given'})"
+    elif code and code not in text:
+        text = f"{text} ({code})"
+    if ";" not in text:
+        text += f"; {FIX_HINTS.get(code, FIX_DEFAULT)}"
+    return text
+
+
+def error_text(error: str | None) -> str:
+    """Return a stored delivery error without the channel-key prefix posters put in front."""
+    text = (error or "the platform kept refusing it").strip()
+    head, sep, rest = text.partition(": ")
+    return rest if sep and head.count(":") >= 1 and " " not in head else text
+
+
 class RateLimiter:
     """Paces requests: at most `rate` per second overall and one per `channel_interval` seconds per channel.
 
