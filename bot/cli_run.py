@@ -94,8 +94,19 @@ def _status_line(info: dict[str, Any]) -> str:
 
 def _fetch_line(run: Any) -> str:
     text = f"  {run.started[:16].replace('T', ' ')}  {run.outcome:<6}  {run.papers} papers"
-    text += f"  window {run.window_start[:10]}..{run.window_end[:10]}"
+    text += f"  days {run.window_start[:10]} to {_last_day(run.window_end)}"
     return text + (f"  ({run.reason})" if run.reason else "")
+
+
+def _last_day(window_end: str) -> str:
+    """Return the last day a fetch window covered: its end (a midnight) is exclusive."""
+    from datetime import datetime, timedelta
+
+    try:
+        end = datetime.fromisoformat(window_end)
+    except ValueError:
+        return window_end[:10]
+    return (end - timedelta(microseconds=1)).date().isoformat() if "T" in window_end else window_end[:10]
 
 
 @click.command()

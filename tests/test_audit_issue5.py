@@ -597,3 +597,12 @@ async def test_sweep_retries_a_failed_fetch_hourly_until_one_works(core, clock):
         assert len(fetched) == 2 and not [t for t in runner.tasks if not t.done()]
     finally:
         await runner.stop()
+
+
+def test_status_names_the_days_a_fetch_covered_not_its_exclusive_end(fresh_core):
+    from digests.fetch import record_run
+
+    record_run(fresh_core, FetchRun(id=None, started="2026-11-25T14:18:00+00:00", finished=None,
+                                    window_start="2026-11-19T00:00:00+00:00", window_end="2026-11-26T00:00:00+00:00",
+                                    outcome="ok", papers=50))
+    assert "50 papers  days 2026-11-19 to 2026-11-25" in invoke("status").output
