@@ -1,7 +1,7 @@
 """Benchmark `/paper query:` autocomplete latency on catalogs of 1k and 100k papers.
 
 Synthetic papers come from bench/lookup.py's generator and go in through the catalog's import path
-(`catalog.import_papers`, what `digestbot catalog import` uses). Each keystroke-like partial query is sent as a real
+(`importer.import_papers`, what `digestbot catalog import` uses). Each keystroke-like partial query is sent as a real
 type-4 discord.Interaction through the generated CommandTree; the timer runs from dispatch until the loopback fake
 Discord API has recorded the autocomplete callback. That covers the lane hop, the catalog work, choice building
 and discord.py's HTTP request, but not the internet. Discord drops answers slower than 3 s.
@@ -32,7 +32,7 @@ from discord_fakes import REALDATA, FakeDiscordAPI
 
 from bot.commands import autocomplete
 from bot.discord_app import build_discord_client, login
-from digests import catalog
+from digests import catalog, importer, lookup
 from digests.service import open_core
 from digests.settings import load_settings
 
@@ -99,7 +99,7 @@ def unstemmed_prefix_figures(core, texts: list[str]) -> None:
     )
     times, empty = [], 0
     for text in texts:
-        words = catalog.query_terms(text)
+        words = lookup.query_terms(text)
         t0 = time.perf_counter()
         ids = []
         if words:
@@ -128,7 +128,7 @@ async def run_size(n: int, count: int, unstemmed: bool = False) -> None:
     with tempfile.TemporaryDirectory() as home:
         core = open_core(load_settings({"DIGESTBOT_HOME": home}), sync=False)
         papers = lookup.synthetic_papers(n)
-        catalog.import_papers(core, papers, tag=False)
+        importer.import_papers(core, papers, tag=False)
         rng = random.Random(n)
         texts = partials([p.title for p in papers], count, rng)
         envelope = json.loads(

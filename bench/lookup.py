@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digests import catalog  # noqa: E402
+from digests import catalog, importer, lookup  # noqa: E402
 from digests.models import Paper, SourceRef  # noqa: E402
 from digests.service import open_core  # noqa: E402
 from digests.settings import load_settings  # noqa: E402
@@ -100,17 +100,17 @@ def run_size(n: int, count: int, keep: Path | None = None) -> None:
         papers = synthetic_papers(n)
         start = time.perf_counter()
         if catalog.count_papers(core) != n:
-            catalog.import_papers(core, papers, tag=False)
+            importer.import_papers(core, papers, tag=False)
         import_s = time.perf_counter() - start
         rng = random.Random(n)
         figures = []
         for kind, texts in queries(papers, count, rng).items():
             for text in texts[:5]:
-                catalog.search(core, text)  # warm the page cache
+                lookup.search(core, text)  # warm the page cache
             times = []
             for text in texts:
                 t0 = time.perf_counter()
-                catalog.search(core, text, limit=5)
+                lookup.search(core, text, limit=5)
                 times.append((time.perf_counter() - t0) * 1000)
             figures.append((kind, percentile(times, 50), percentile(times, 99)))
         all_p99 = max(f[2] for f in figures)

@@ -68,7 +68,7 @@ def paper(query: tuple[str, ...], limit: int, as_json: bool) -> None:
         digestbot paper constitutional ai
         digestbot paper 2212.08073v2 --json
     """
-    from digests.catalog import search, suggest_titles
+    from digests.lookup import search, suggest_titles
     from digests.models import paper_to_dict
 
     text = " ".join(query)
@@ -147,7 +147,7 @@ def import_(file: Path, as_json: bool) -> None:
     Example:
         digestbot catalog import reading-list.jsonl
     """
-    from digests.catalog import check_import_themes, import_papers, read_import_file
+    from digests.importer import check_import_themes, import_papers, read_import_file
 
     papers = read_import_file(file)
     core = get_core()

@@ -388,7 +388,7 @@ _EMBEDDED_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\w.])")
 
 
 def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
-    from digests import catalog
+    from digests import catalog, lookup
 
     query = args["query"]
     shown = _one_line(query, 80)
@@ -401,23 +401,23 @@ def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
             return Reply(f"arXiv {arxiv_id}:", cards=(_card(core, inv, paper),))
         if ref is not None:
             return _arxiv_lookup(core, arxiv_id)
-    if not catalog.query_terms(query):
+    if not lookup.query_terms(query):
         return Reply(EMPTY_QUERY, ok=False)
-    found = catalog.search(core, query, limit=MAX_CARDS)
+    found = lookup.search(core, query, limit=MAX_CARDS)
     if not found:
-        close = tuple(catalog.suggest_titles(core, query))
+        close = tuple(lookup.suggest_titles(core, query))
         hint = "" if close else " Try fewer or different words, or an arXiv id."
         return Reply(
             f"Nothing in the catalog matches \u201c{shown}\u201d.{hint}",
             suggestions=close,
         )
-    note = " (I used the start of your long query.)" if len(query) > catalog.MAX_QUERY_CHARS else ""
+    note = " (I used the start of your long query.)" if len(query) > lookup.MAX_QUERY_CHARS else ""
     cards = tuple(_card(core, inv, p) for p, _ in found)
-    if found[0][1] < catalog.WEAK_MATCH:
-        close = tuple(catalog.suggest_titles(core, query))
+    if found[0][1] < lookup.WEAK_MATCH:
+        close = tuple(lookup.suggest_titles(core, query))
         if close:
             # A misspelt title finds only stray words; the closest title is the likelier meaning.
-            best = [p for p, _ in catalog.search(core, close[0], limit=1)]
+            best = [p for p, _ in lookup.search(core, close[0], limit=1)]
             papers = best + [p for p, _ in found if not best or p.id != best[0].id]
             cards = tuple(_card(core, inv, p) for p in papers[:MAX_CARDS])
             return Reply(f"No paper has all of \u201c{shown}\u201d; nearest matches:{note}", cards=cards,
@@ -815,15 +815,15 @@ def _choice(name: str, value: str) -> tuple[str, str]:
 
 def _complete_paper(core: Core, partial: str) -> list[tuple[str, str]]:
     """Return papers for what the user typed so far; the last word may be unfinished ("constitu")."""
-    from digests import catalog
+    from digests import catalog, lookup
 
-    if not catalog.query_terms(partial) and catalog.parse_arxiv_ref(partial) is None:
+    if not lookup.query_terms(partial) and catalog.parse_arxiv_ref(partial) is None:
         return []
     found: dict[int | None, Paper] = {}
     if not partial.endswith(" "):
-        for paper in catalog.get_papers(core, catalog.title_prefix_ids(core, partial, MAX_CHOICES)):
+        for paper in catalog.get_papers(core, lookup.title_prefix_ids(core, partial, MAX_CHOICES)):
             found.setdefault(paper.id, paper)
-    for paper, _ in catalog.search(core, partial, limit=MAX_CHOICES):
+    for paper, _ in lookup.search(core, partial, limit=MAX_CHOICES):
         found.setdefault(paper.id, paper)
     return [_choice(p.display_title, p.arxiv_id or p.display_title) for p in list(found.values())[:MAX_CHOICES]]
 

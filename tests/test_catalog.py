@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from digests import catalog
+from digests import catalog, importer, lookup
 from digests.errors import ImportLineError
 from digests.migrations import migrations
 from digests.models import Paper, ThemeScore
@@ -68,7 +68,7 @@ def test_upsert_new_then_newer_version_is_a_revision(core):
 
 
 def test_fetched_paper_with_a_seed_title_is_adopted_not_duplicated(core):
-    catalog.import_papers(core, [Paper(title="Weak-to-Strong Generalization", origin="seed")])
+    importer.import_papers(core, [Paper(title="Weak-to-Strong Generalization", origin="seed")])
     before = catalog.count_papers(core)
     catalog.upsert_arxiv_papers(core, [arxiv_paper("2312.09390", "Weak-to-strong generalization", version=1)], NOW)
     assert catalog.count_papers(core) == before
@@ -82,22 +82,22 @@ def test_fetched_paper_with_a_seed_title_is_adopted_not_duplicated(core):
      "http://arxiv.org/pdf/2305.18290v3.pdf", "arxiv.org/pdf/2305.18290"],
 )
 def test_search_by_id_and_url(core, query):
-    results = catalog.search(core, query)
+    results = lookup.search(core, query)
     assert [p.arxiv_id for p, _ in results] == ["2305.18290"]
 
 
 def test_search_old_style_id(core):
-    assert catalog.search(core, "hep-th/9711200v3")[0][0].arxiv_id == "hep-th/9711200"
+    assert lookup.search(core, "hep-th/9711200v3")[0][0].arxiv_id == "hep-th/9711200"
 
 
 def test_search_ranks_title_matches_first(core):
-    results = catalog.search(core, "direct preference")
+    results = lookup.search(core, "direct preference")
     assert results[0][0].arxiv_id == "2305.18290"
-    exact = catalog.search(core, "Let's verify step by step")
+    exact = lookup.search(core, "Let's verify step by step")
     assert exact[0][0].arxiv_id == "2305.20050" and exact[0][1] > 50
-    partial = catalog.search(core, "verify step")
+    partial = lookup.search(core, "verify step")
     assert partial[0][0].arxiv_id == "2305.20050"
-    assert catalog.search(core, "lightman")[0][0].arxiv_id == "2305.20050"
+    assert lookup.search(core, "lightman")[0][0].arxiv_id == "2305.20050"
 
 
 HOSTILE = [
@@ -111,14 +111,14 @@ HOSTILE = [
 @pytest.mark.parametrize("query", HOSTILE, ids=lambda q: repr(q[:20]))
 def test_search_hostile_queries_never_raise(core, query):
     before = catalog.count_papers(core)
-    results = catalog.search(core, query)
+    results = lookup.search(core, query)
     assert isinstance(results, list)
     assert catalog.count_papers(core) == before
 
 
 def test_query_terms_strip_syntax():
-    assert catalog.query_terms('NEAR("a" b*) -c AND d') == ["near", "a", "b", "c", "and", "d"]
-    assert len(catalog.query_terms("word " * 1000)) == 1
+    assert lookup.query_terms('NEAR("a" b*) -c AND d') == ["near", "a", "b", "c", "and", "d"]
+    assert len(lookup.query_terms("word " * 1000)) == 1
 
 
 def test_scores_and_matched_papers(core):
@@ -145,12 +145,12 @@ def test_import_rejects_bad_line_and_imports_nothing(tmp_path, core):
     path = tmp_path / "list.jsonl"
     path.write_text(json.dumps({"title": "Zyxwv quokka study"}) + "\n" + json.dumps({"abstract": "no title"}) + "\n")
     with pytest.raises(ImportLineError) as info:
-        catalog.read_import_file(path)
+        importer.read_import_file(path)
     assert info.value.line == 2
     result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
     assert result.exit_code == 1
     assert "line 2" in result.output and "Traceback" not in result.output
-    assert catalog.search(core, "zyxwv") == []
+    assert lookup.search(core, "zyxwv") == []
 
 
 def test_import_merges_known_papers_and_keeps_sources(tmp_path, core):
@@ -165,7 +165,7 @@ def test_import_merges_known_papers_and_keeps_sources(tmp_path, core):
     assert json.loads(result.output) == {"inserted": 1, "merged": 2}
     merged = catalog.get_by_arxiv_id(core, "2305.20050")
     assert ("list.jsonl", 3) in [(s.file, s.line) for s in merged.sources]
-    found = catalog.search(core, "reading list")[0][0]
+    found = lookup.search(core, "reading list")[0][0]
     assert found.origin == "seed" and found.sources[0].line == 1
 
 
@@ -218,11 +218,11 @@ def test_seed_sync_is_idempotent_and_follows_edits(tmp_path, monkeypatch):
 
 
 def test_title_prefix_ids_completes_the_last_word_safely(core):
-    ids = catalog.title_prefix_ids(core, "let's verify st")
+    ids = lookup.title_prefix_ids(core, "let's verify st")
     assert [catalog.get_paper(core, i).arxiv_id for i in ids] == ["2305.20050"]
-    assert catalog.title_prefix_ids(core, "v") == []
+    assert lookup.title_prefix_ids(core, "v") == []
     for hostile in ['"', "NEAR(", "*", "-x", "x" * 10_000, "💥"]:
-        assert isinstance(catalog.title_prefix_ids(core, hostile), list)
+        assert isinstance(lookup.title_prefix_ids(core, hostile), list)
 
 
 def test_catalog_writes_keep_shared_process_objects(core):
@@ -234,7 +234,7 @@ def test_catalog_writes_keep_shared_process_objects(core):
 
 @pytest.mark.parametrize("typed", ["constitu", "constituti", "constitutio", "constitutional", "constitutional a"])
 def test_title_prefix_ids_answers_letter_by_letter(fresh_core, typed):
-    titles = [catalog.get_paper(fresh_core, i).title for i in catalog.title_prefix_ids(fresh_core, typed)]
+    titles = [catalog.get_paper(fresh_core, i).title for i in lookup.title_prefix_ids(fresh_core, typed)]
     assert "Constitutional AI: Harmlessness from AI Feedback" in titles
 
 
@@ -260,7 +260,7 @@ def test_import_rejects_unknown_theme_with_its_line(tmp_path, core):
     path.write_text(json.dumps({"title": "A"}) + "\n" + json.dumps({"title": "B", "themes": ["nope"]}) + "\n")
     result = CliRunner().invoke(cli, ["catalog", "import", str(path)])
     assert result.exit_code == 1 and "line 2" in result.output and "nope" in result.output
-    assert catalog.search(core, "B") == [] or all(p.title != "B" for p, _ in catalog.search(core, "B"))
+    assert lookup.search(core, "B") == [] or all(p.title != "B" for p, _ in lookup.search(core, "B"))
 
 
 def test_paper_query_starting_with_a_dash_is_text(core):
@@ -270,8 +270,8 @@ def test_paper_query_starting_with_a_dash_is_text(core):
 
 
 def test_enrichment_folds_an_already_fetched_copy_into_the_seed_paper(core):
-    catalog.import_papers(core, [Paper(title="Zeta seed paper on debate", origin="seed")], tag=False)
-    seed = catalog.search(core, "Zeta seed paper on debate")[0][0]
+    importer.import_papers(core, [Paper(title="Zeta seed paper on debate", origin="seed")], tag=False)
+    seed = lookup.search(core, "Zeta seed paper on debate")[0][0]
     catalog.upsert_arxiv_papers(core, [arxiv_paper("2405.00001", "AI debate helps weak judges")], NOW)
     before = catalog.count_papers(core)
     adopted = catalog.adopt_arxiv_record(core, seed.id, arxiv_paper("2405.00001", "AI debate helps weak judges"))

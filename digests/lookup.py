@@ -1,0 +1,214 @@
+"""The `/paper` lookup over the catalog's FTS5 indexes: ids and URLs, exact and partial titles, free words.
+
+User text never reaches FTS5 as query syntax: it is reduced to quoted words first. Every query is bounded
+(newest matches first, capped candidate sets, a time budget for sparse intersections), so a lookup stays
+fast on a million papers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+import unicodedata
+from typing import TYPE_CHECKING
+
+from .catalog import get_by_arxiv_id, get_papers, normalize_title, parse_arxiv_ref, _chunks
+from .models import Paper
+
+if TYPE_CHECKING:
+    from .service import Core
+
+MAX_QUERY_CHARS = 300
+"""Longer lookup text is cut: titles are far shorter, and FTS cost grows with every term."""
+MAX_QUERY_TERMS = 12
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+# -- lookup ----------------------------------------------------------------------------------
+
+
+def query_terms(query: str) -> list[str]:
+    """Return the lower-case words of `query` that lookup uses (never raw FTS syntax)."""
+    text = unicodedata.normalize("NFKC", query[:MAX_QUERY_CHARS]).casefold()
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text):
+        if word not in seen and word.strip("_"):
+            seen[word] = None
+    return list(seen)[:MAX_QUERY_TERMS]
+
+
+WEAK_MATCH = 15.0
+"""A top score below this means no paper holds every query word (only some of them matched)."""
+CANDIDATES = 100
+"""Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
+million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
+tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
+RERANK = 25
+"""How many of the best candidates are re-ranked by how many query words their abstract and authors hold."""
+TIERS = (
+    ("papers_title_fts", "title_and", 30.0),
+    ("papers_fts", "and", 15.0),
+    ("papers_title_fts", "or", 5.0),
+    ("papers_fts", "or", 0.0),
+)
+"""FTS queries tried in order (index, query), with the base score of a paper first found by each. Title
+words go to a title-only index: in the full index a word common in abstracts makes a title filter slow."""
+
+
+def _rowids(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> list[int]:
+    rows = core.db.execute(
+        f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?", [match, limit]
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s", "ing", "ed"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _text_bonus(terms: list[str], abstract: str, authors: str) -> float:
+    text = f"{abstract} {authors}".casefold()
+    return 5.0 * sum(1 for t in terms if _stem(t) in text) / len(terms)
+
+
+def _title_bonus(stems: list[str], phrase: str, title_norm: str | None) -> float:
+    if not title_norm:
+        return 0.0
+    bonus = 10.0 * sum(1 for s in stems if s in title_norm) / len(stems)
+    if len(stems) > 1 and phrase in title_norm:
+        bonus += 20.0 if title_norm.startswith(phrase) else 10.0
+    return bonus
+
+
+COMMON_TITLE_WORD = 2000
+"""A word in more titles than this is left out of the title AND query (it still counts in the re-ranking):
+intersecting several such words scans long doclists for few matches, the slow case on a large catalog."""
+
+
+SCAN_BUDGET_SECONDS = 0.003
+"""Time an AND query that may be sparse spends walking back from the newest papers (see _rowids_newest)."""
+
+
+def _title_and_terms(core: "Core", quoted: list[str]) -> tuple[list[str], bool]:
+    """Return the quoted words for the title AND query, and whether they are all common."""
+    rare = []
+    for term in quoted:
+        found = core.db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM papers_title_fts WHERE papers_title_fts MATCH ? LIMIT ?)",
+            [term, COMMON_TITLE_WORD + 1],
+        ).fetchone()[0]
+        if found <= COMMON_TITLE_WORD:
+            rare.append(term)
+    return (rare, False) if rare else (quoted, True)
+
+
+def _rowids_newest(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> list[int]:
+    """Return matches newest first, searching ever larger rowid windows back from the newest paper.
+
+    Used where the words' intersection can be sparse (every word common, or words spread over title and
+    abstract): one unbounded query would walk the words' whole doclists. Stops at `limit` matches or after SCAN_BUDGET_SECONDS, so a lookup on a
+    million papers stays fast and prefers recent papers when it has to stop early.
+    """
+    top = int(core.db.execute("SELECT coalesce(max(id), 0) FROM papers").fetchone()[0])
+    deadline = time.perf_counter() + SCAN_BUDGET_SECONDS
+    found: list[int] = []
+    width = 50_000
+    while top > 0 and len(found) < limit and time.perf_counter() < deadline:
+        rows = core.db.execute(
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ? AND rowid <= ?"
+            " ORDER BY rowid DESC LIMIT ?",
+            [match, top - width, top, limit - len(found)],
+        ).fetchall()
+        found.extend(int(r[0]) for r in rows)
+        top, width = top - width, width * 2
+    return found
+
+
+def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    title_terms, all_common = _title_and_terms(core, quoted)
+    queries = {
+        "title_and": " ".join(title_terms),
+        "and": " ".join(quoted),
+        "or": " OR ".join(quoted),
+    }
+    scores: dict[int, float] = {}
+    for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
+        scores[row[0]] = 50.0
+    exact = bool(scores)
+    for table, kind, base in TIERS:
+        if exact and kind != "title_and":
+            continue
+        if base < 15.0 and (len(scores) >= limit or any(v >= 30.0 for v in scores.values())):
+            break
+        if len(terms) == 1 and kind == "or":
+            continue
+        if kind == "and" and len(scores) >= limit:
+            continue  # enough papers have every word in their title
+        windowed = kind == "and" or (kind == "title_and" and all_common and len(terms) > 1)
+        for rowid in (_rowids_newest if windowed else _rowids)(core, table, queries[kind]):
+            scores.setdefault(rowid, base)
+    if not scores:
+        return scores
+    ids = list(scores)
+    stems, phrase = [_stem(t) for t in terms], " ".join(terms)
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
+            scores[pid] += _title_bonus(stems, phrase, title_norm)
+    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:RERANK]
+    marks = ",".join("?" * len(best))
+    for pid, abstract, authors in core.db.execute(
+        f"SELECT id, abstract, authors FROM papers WHERE id IN ({marks})", best
+    ):
+        scores[pid] += _text_bonus(terms, abstract, authors)
+    return {pid: scores[pid] for pid in best}
+
+
+def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float]]:
+    """Return up to `limit` papers for a `/paper` query, best first, with a relevance score.
+
+    Accepts an arXiv id (with or without version), an abs/pdf URL, an exact or partial title or free
+    words. User text is reduced to quoted words before it reaches FTS5, so operators, quotes, `*`, `-`
+    or `NEAR(` are searched as plain words and never parsed as query syntax. Ranking: exact title,
+    then the words as a phrase in the title, then bm25 over title, authors and abstract.
+    """
+    if limit <= 0:
+        return []
+    ref = parse_arxiv_ref(query)
+    if ref is not None:
+        paper = get_by_arxiv_id(core, ref[0])
+        return [(paper, 100.0)] if paper else []
+    terms = query_terms(query)
+    if not terms:
+        return []
+    scores = _candidates(core, terms, query[:MAX_QUERY_CHARS], limit)
+    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:limit]
+    return [(p, round(scores[p.id], 4)) for p in get_papers(core, best)]  # type: ignore[index]
+
+
+PREFIX_MIN_CHARS = 2
+"""A lone one-letter prefix matches too much of a large catalog to be worth an index scan."""
+
+
+def title_prefix_ids(core: "Core", partial: str, limit: int = 25) -> list[int]:
+    """Return ids of papers whose title has the finished words of `partial` and a word starting with its last.
+
+    For as-you-type completion: the unstemmed title index, every word quoted (never raw user syntax), the
+    newest matches first without ranking, so a common prefix stays cheap on a million papers.
+    """
+    terms = query_terms(partial)
+    if not terms or (len(terms) == 1 and len(terms[0]) < PREFIX_MIN_CHARS):
+        return []
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    return _rowids(core, "papers_title_prefix", " ".join(quoted[:-1] + [quoted[-1] + "*"]), limit)
+
+
+def suggest_titles(core: "Core", query: str, limit: int = 3) -> list[str]:
+    """Return display titles of the papers whose titles are closest to `query` (for "nothing found")."""
+    titles = [r[0] for r in core.db.execute("SELECT title FROM papers WHERE title IS NOT NULL LIMIT 5000")]
+    return difflib.get_close_matches(query[:MAX_QUERY_CHARS], titles, n=limit, cutoff=0.3)
