@@ -18,6 +18,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -64,16 +65,25 @@ class Platforms:
 
     @classmethod
     def from_settings(cls, settings: Any, *, slack: bool = True, discord: bool = True) -> Platforms:
-        """Enable each platform whose token is set, unless switched off."""
+        """Enable each platform whose token is set, unless switched off. Raise ConfigError when another
+        Slack variable is set without SLACK_BOT_TOKEN (a half-done setup, not a console-only run)."""
+        if slack and not settings.slack_bot_token:
+            for variable, value in (("SLACK_APP_TOKEN", settings.slack_app_token),
+                                    ("SLACK_SIGNING_SECRET", settings.slack_signing_secret)):
+                if value:
+                    raise ConfigError(
+                        f"{variable} is set but SLACK_BOT_TOKEN is not; set SLACK_BOT_TOKEN (the Bot User OAuth "
+                        f"Token, xoxb-...) or unset {variable}", variable="SLACK_BOT_TOKEN")
         return cls(slack=slack and bool(settings.slack_bot_token), discord=discord and bool(settings.discord_token))
 
     def describe(self) -> str:
-        """Return one line saying what this run serves."""
-        names = [n for n, on in (("Slack", self.slack), ("Discord", self.discord)) if on]
-        if not names:
+        """Return one line saying what this run serves (Slack says so itself once its tokens are checked)."""
+        if not self.slack and not self.discord:
             return ("No SLACK_BOT_TOKEN or DISCORD_TOKEN set: running with console:* channels only "
                     "(their digests are printed here).")
-        return f"Serving {' and '.join(names)}; console:* digests are printed here."
+        parts = (["Serving Discord"] if self.discord else []) + (["connecting to Slack"] if self.slack else [])
+        text = "; ".join(parts)
+        return f"{text[0].upper()}{text[1:]}; console:* digests are printed here."
 
 
 def _fetch_now(core: Any, now: datetime) -> Any:
@@ -213,12 +223,16 @@ class Runner:
         if self.platforms.slack:
             from bot.slack_app import run_slack
 
-            runners.append(("slack", run_slack))
+            runners.append(("slack", partial(run_slack, on_ready=self._slack_ready)))
         if self.platforms.discord:
             from bot.discord_app import run_discord
 
             runners.append(("discord", run_discord))
         return runners
+
+    def _slack_ready(self, info: dict[str, Any]) -> None:
+        port = f" on port {info['port']}" if info.get("mode") == "http" and info.get("port") else ""
+        self.say(f"Slack: {info.get('mode')} mode, workspace {info.get('team_id')}{port}")
 
     async def catch_up(self, fetch_if_due: bool = True) -> list[DeliveryResult]:
         """Fetch if arXiv announced since the last fetch, then deliver what is due (once each)."""

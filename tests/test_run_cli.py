@@ -123,3 +123,71 @@ def test_fetch_due_when_arxiv_announced_since_last_run(fresh_core, fixed_now):
     assert not is_fetch_due(fresh_core, fixed_now, Calendar())
     assert is_fetch_due(fresh_core, datetime(2026, 11, 26, 2, tzinfo=UTC), Calendar())
     catalog_lane(fresh_core).close()
+
+
+@pytest.mark.parametrize("variable", ["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"])
+def test_run_with_a_slack_variable_but_no_bot_token_is_one_line_error(variable):
+    secret = "xapp-1-A0-123-not-echoed" if variable == "SLACK_APP_TOKEN" else "0123abcd-not-echoed"
+    result = CliRunner().invoke(cli, ["run", "--once", "--no-fetch"], env={variable: secret})
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        f"Error: {variable} is set but SLACK_BOT_TOKEN is not; set SLACK_BOT_TOKEN (the Bot User OAuth Token, "
+        f"xoxb-...) or unset {variable}"]
+    assert secret not in result.output and "Traceback" not in result.output
+    # --no-slack means the Slack variables are not this run's business
+    assert invoke("run", "--once", "--no-fetch", "--no-slack").exit_code == 0
+
+
+@pytest.fixture
+async def slack_run_core(fresh_core):
+    import dataclasses
+
+    from bot.slack_app import close_lanes
+    from tests.slack_fakes import TEST_BOT_TOKEN, TEST_SIGNING_SECRET, FakeSlackAPI
+
+    fake = await FakeSlackAPI().start()
+    settings = dataclasses.replace(fresh_core.settings, slack_bot_token=TEST_BOT_TOKEN, slack_port=0,
+                                   slack_signing_secret=TEST_SIGNING_SECRET, slack_api_url=fake.api_url)
+    core = dataclasses.replace(fresh_core, settings=settings)
+    yield core, fake
+    close_lanes(core)
+    await fake.stop()
+
+
+async def test_runner_says_slack_is_served_only_once_it_is_ready(slack_run_core):
+    from tests.slack_fakes import TEAM_ID
+
+    core, _ = slack_run_core
+    said: list[str] = []
+    ready = asyncio.Event()
+
+    def say(text: str) -> None:
+        said.append(text)
+        if text.startswith("Slack:"):
+            ready.set()
+
+    runner = Runner(core, Platforms(slack=True), say=say, batch_delay=0)
+    await runner.start(fetch_if_due=False)
+    try:
+        assert not any("Serving Slack" in line or line.startswith("Slack:") for line in said)
+        await asyncio.wait_for(ready.wait(), 30)
+    finally:
+        await runner.stop()
+    [line] = [line for line in said if line.startswith("Slack:")]
+    assert line.startswith(f"Slack: http mode, workspace {TEAM_ID} on port ")
+
+
+async def test_runner_with_a_refused_slack_token_never_says_it_serves_slack(slack_run_core):
+    from digests.errors import ConfigError
+
+    core, fake = slack_run_core
+    fake.script("auth.test", error="invalid_auth")
+    said: list[str] = []
+    runner = Runner(core, Platforms(slack=True), say=said.append, batch_delay=0)
+    await runner.start(fetch_if_due=False)
+    try:
+        with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+            await asyncio.wait_for(runner.wait(), 30)
+    finally:
+        await runner.stop()
+    assert not any("Serving Slack" in line or line.startswith("Slack:") for line in said)
