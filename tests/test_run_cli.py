@@ -131,8 +131,8 @@ def test_run_with_a_slack_variable_but_no_bot_token_is_one_line_error(variable):
     result = CliRunner().invoke(cli, ["run", "--once", "--no-fetch"], env={variable: secret})
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == [
-        f"Error: {variable} is set but SLACK_BOT_TOKEN is not; set SLACK_BOT_TOKEN (the Bot User OAuth Token, "
-        f"xoxb-...) or unset {variable}"]
+        (f"Error: {variable} is set but SLACK_BOT_TOKEN is not; set SLACK_BOT_TOKEN (the Bot User OAuth Token, "
+         f"xoxb-...) or unset {variable}")]
     assert secret not in result.output and "Traceback" not in result.output
     # --no-slack means the Slack variables are not this run's business
     assert invoke("run", "--once", "--no-fetch", "--no-slack").exit_code == 0
