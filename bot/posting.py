@@ -86,6 +86,14 @@ FIX_HINTS = {
     "account_inactive": "reinstall the app, set its new SLACK_BOT_TOKEN and restart digestbot",
     "missing_scope": "reinstall the app from config/slack-manifest.yaml so it gets the permissions it needs",
     "restricted_action": "ask a workspace admin to let the app post here",
+    "restricted_action_read_only_channel": "ask a channel manager to let the app post here, or unsubscribe it",
+    "restricted_action_thread_only_channel": "allow top-level posts in this channel, or unsubscribe it",
+    "restricted_action_non_threadable_channel": "allow threads in this channel, or unsubscribe it",
+    "no_permission": "reinstall the app so its bot token may post here, or unsubscribe this channel",
+    "ekm_access_denied": "ask a workspace admin to let the app through the workspace's encryption key policy",
+    "team_access_not_granted": "install the app in this workspace (or grant it access from the org), then restart "
+                               "digestbot",
+    "app_access_restricted": "ask a workspace admin to approve the app",
     "10003": "subscribe an existing channel instead, or unsubscribe this one",
 }
 """How to fix a channel refused with a platform code, when the poster's message does not say."""

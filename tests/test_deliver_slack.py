@@ -102,3 +102,22 @@ async def test_run_with_a_refused_slack_token_stops_with_the_variable_named(slac
             await runner.wait()
     finally:
         await runner.stop()
+
+
+def test_every_permanent_slack_code_has_its_own_fix():
+    from bot.deliver import FIX_HINTS
+    from bot.slack_poster import PERMANENT_ERRORS
+
+    assert set(PERMANENT_ERRORS) <= set(FIX_HINTS)
+
+
+@pytest.mark.parametrize("code", ["restricted_action_read_only_channel", "restricted_action_thread_only_channel",
+                                  "no_permission", "ekm_access_denied", "team_access_not_granted"])
+async def test_newer_permanent_codes_give_a_broken_reason_with_their_fix(core, slack_api, code):
+    from bot.deliver import FIX_HINTS
+    from bot.slack_poster import PERMANENT_ERRORS
+
+    slack_api.script("chat.postMessage", error=code)
+    results = await Deliverer(core, build=builder()).catch_up()
+    assert [r.outcome for r in results] == ["broken"]
+    assert get_channel(core, KEY).broken_reason == f"{PERMANENT_ERRORS[code]} ({code}); {FIX_HINTS[code]}"
