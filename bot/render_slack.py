@@ -46,13 +46,17 @@ PREVIEW_MORE = "More papers follow in a thread reply when this digest is posted.
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # mrkdwn has no escape character, so formatting characters become look-alikes (∗ ˍ ∼ ˋ).
 _LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+# Slack only opens or closes _italics_ at a word boundary, so a "_" between two letters/digits
+# (invalid_blocks, snake_case ids) stays itself: no look-alike mangling codes people may copy.
+_INWORD_UNDERSCORE = re.compile(r"(?<=[A-Za-z0-9])_(?=[A-Za-z0-9])")
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _SAFE_URL = re.compile(r"^https://[\w.\-/~%:+]+$")
 
 
 def escape_mrkdwn(text: str) -> str:
     """Return `text` safe inside mrkdwn: no mentions, links, formatting or leading blockquote."""
-    out = "".join(_ENTITIES.get(ch) or _LOOKALIKES.get(ch) or ch for ch in text)
+    inword = {m.start() for m in _INWORD_UNDERSCORE.finditer(text)}
+    out = "".join("_" if i in inword else _ENTITIES.get(ch) or _LOOKALIKES.get(ch) or ch for i, ch in enumerate(text))
     out = _BROADCAST.sub("@\u200b\\1", out)
     return "\u200b" + out if out.startswith("&gt;") else out
 
@@ -183,7 +187,11 @@ def pack_blocks(head: list[dict], body: list[dict], tail: list[dict]) -> list[li
 def digest_fallback(digest: Digest) -> str:
     """Return the short notification text for a digest's main message."""
     count = len(digest.items)
-    summary = f"{clean(digest.title)}: {count} new paper{'s' if count != 1 else ''}. {clean(digest.coverage.text)}"
+    title, note = clean(digest.title), clean(digest.empty_note)
+    if not count and note:  # a notice or a quiet week: its note says what happened, "0 new papers" would not
+        summary = f"{title}{' ' if title.endswith(('.', '!', '?')) else '. '}{note}" if title else note
+    else:
+        summary = f"{title}: {count} new paper{'s' if count != 1 else ''}. {clean(digest.coverage.text)}"
     return fit(summary, SLACK_FALLBACK_TEXT_MAX, escape_mrkdwn, utf16_len)
 
 

@@ -22,7 +22,7 @@ from bot.render_slack import (
 )
 from bot.render_text import utf16_len
 from bot.replies import PaperCard, Reply
-from digests.models import DigestItem
+from digests.models import Coverage, DigestItem
 
 HOSTILE = (
     "<!channel> <!here> <@U123> <!subteam^S1> @everyone @here <https://evil.example|arxiv.org> "
@@ -97,6 +97,42 @@ def test_escape_mrkdwn_entities_and_lookalikes():
     assert escape_mrkdwn("*x* _y_ ~z~ `w`") == "\u2217x\u2217 \u02cdy\u02cd \u223cz\u223c \u02cbw\u02cb"
     assert escape_mrkdwn("> quoted").startswith("\u200b&gt;")
     assert escape_mrkdwn("@channel") == "@\u200bchannel"
+
+
+@pytest.mark.parametrize(("raw", "escaped"), [
+    ("invalid_blocks", "invalid_blocks"),
+    ("slack:T1:C1 refused (restricted_action_read_only_channel)", "slack:T1:C1 refused (restricted_action_read_only_channel)"),
+    ("x_1_y", "x_1_y"),
+    ("_it_", "\u02cdit\u02cd"),
+    ("a _b_ c", "a \u02cdb\u02cd c"),
+    ("(_b_)", "(\u02cdb\u02cd)"),
+    ("snake_ _case", "snake\u02cd \u02cdcase"),
+    ("a__b", "a\u02cd\u02cdb"),
+    ("\u00e9_x_\u00e9", "\u00e9\u02cdx\u02cd\u00e9"),  # only ASCII letters/digits count as a word here
+])
+def test_underscores_inside_words_stay_and_ones_that_could_make_italics_do_not(raw, escaped):
+    assert escape_mrkdwn(raw) == escaped
+
+
+def test_notice_digest_says_what_happened_with_codes_intact():
+    note = ("This week's digest could not be posted yet (Slack refused the blocks (invalid_blocks)). "
+            "I'll keep trying until Mon Nov 30; the admins can see the details with `digestbot status`.")
+    notice = make_digest(0, title="Weekly digest: not available", updated=(), classic=None, empty_note=note,
+                         status="source_error", coverage=Coverage("failed", "Digest 2026-W48: not delivered yet."))
+    [main] = render_slack(notice)
+    assert_within_limits(main)
+    assert "0 new papers" not in main["text"]
+    assert main["text"] == ("Weekly digest: not available. This week's digest could not be posted yet (Slack refused "
+                            "the blocks (invalid_blocks)). I'll keep trying until Mon Nov 30; the admins can see "
+                            "the details with \u02cbdigestbot status\u02cb.")
+    assert "(invalid_blocks)" in main["blocks"][1]["text"]["text"]
+
+
+def test_quiet_digest_fallback_is_its_note():
+    quiet = make_digest(0, title="RLHF papers: week of Nov 23", empty_note="No new papers in RLHF in the days covered.",
+                        status="quiet")
+    [main] = render_slack(quiet)
+    assert main["text"] == "RLHF papers: week of Nov 23. No new papers in RLHF in the days covered."
 
 
 def test_header_exactly_at_limit_is_kept_and_past_it_is_cut():
