@@ -49,9 +49,12 @@ def _enrich_progress(done: int, adopted: int, total: int | None) -> None:
 
 
 def _run_line(run: Any) -> str:
+    from bot.cli_run import last_covered_day
+
     scanned = ", ".join(f"{cat} {n}" for cat, n in sorted(run.scanned.items(), key=lambda kv: -kv[1]))
+    last = last_covered_day(run.window_end)  # the window end is exclusive: show the last day it covered
     line = (
-        f"{run.started[:16].replace('T', ' ')}  {run.outcome:<6}  window {run.window_start[:10]}..{run.window_end[:10]}"
+        f"{run.started[:16].replace('T', ' ')}  {run.outcome:<6}  window {run.window_start[:10]}..{last}"
         f"  {run.papers} papers, {run.pages} pages, {run.requests} requests, {run.retries} retries"
     )
     if scanned:

@@ -94,11 +94,11 @@ def _status_line(info: dict[str, Any]) -> str:
 
 def _fetch_line(run: Any) -> str:
     text = f"  {run.started[:16].replace('T', ' ')}  {run.outcome:<6}  {run.papers} papers"
-    text += f"  days {run.window_start[:10]} to {_last_day(run.window_end)}"
+    text += f"  days {run.window_start[:10]} to {last_covered_day(run.window_end)}"
     return text + (f"  ({run.reason})" if run.reason else "")
 
 
-def _last_day(window_end: str) -> str:
+def last_covered_day(window_end: str) -> str:
     """Return the last day a fetch window covered: its end (a midnight) is exclusive."""
     from datetime import datetime, timedelta
 

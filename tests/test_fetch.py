@@ -289,6 +289,21 @@ def test_cli_fetch_text_and_status(cli_env):
     assert "empty" in status.output and "no papers" in status.output
 
 
+def test_cli_status_shows_the_last_day_a_window_covered():
+    from digests.fetch import record_run
+    from digests.models import FetchRun
+    from digests.service import open_core
+
+    core = open_core(sync=False)
+    record_run(core, FetchRun(id=None, started="2026-11-26T01:35:00+00:00", finished=None, outcome="ok",
+                              window_start="2026-11-19T00:00:00+00:00", window_end="2026-11-26T00:00:00+00:00"))
+    record_run(core, FetchRun(id=None, started="2026-11-25T13:00:00+00:00", finished=None, outcome="ok",
+                              window_start="2026-11-18T13:00:00+00:00", window_end="2026-11-25T13:00:00+00:00"))
+    lines = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False).output.splitlines()
+    assert "window 2026-11-19..2026-11-25 " in lines[0] and "2026-11-26" not in lines[0].split("ok", 1)[1]
+    assert "window 2026-11-18..2026-11-25 " in lines[1]  # an end that is not a midnight is itself covered
+
+
 def test_cli_status_with_no_runs():
     result = CliRunner().invoke(cli, ["fetch", "--status"], catch_exceptions=False)
     assert "No fetch has run yet" in result.output
