@@ -8,6 +8,7 @@ start, digests missed while the bot was down are delivered once (Deliverer.catch
 
 Slack (`SLACK_BOT_TOKEN`) and Discord (`DISCORD_TOKEN`) apps start when their tokens are set; both
 SDKs are imported only then. Without either, only `console:*` channels get digests, printed here.
+SLACK_APP_TOKEN or SLACK_SIGNING_SECRET without SLACK_BOT_TOKEN is a ConfigError, not a console-only run.
 """
 
 from __future__ import annotations
@@ -76,11 +77,14 @@ class Platforms:
                         f"Token, xoxb-...) or unset {variable}", variable="SLACK_BOT_TOKEN")
         return cls(slack=slack and bool(settings.slack_bot_token), discord=discord and bool(settings.discord_token))
 
-    def describe(self) -> str:
+    def describe(self, *, once: bool = False) -> str:
         """Return one line saying what this run serves (Slack says so itself once its tokens are checked)."""
         if not self.slack and not self.discord:
             return ("No SLACK_BOT_TOKEN or DISCORD_TOKEN set: running with console:* channels only "
                     "(their digests are printed here).")
+        if once:
+            names = " and ".join(n for n, on in (("Slack", self.slack), ("Discord", self.discord)) if on)
+            return f"Posting due digests to {names}; console:* digests are printed here."
         parts = (["Serving Discord"] if self.discord else []) + (["connecting to Slack"] if self.slack else [])
         text = "; ".join(parts)
         return f"{text[0].upper()}{text[1:]}; console:* digests are printed here."
@@ -272,7 +276,7 @@ async def run_bot(core: Any, *, once: bool = False, platforms: Platforms | None 
     runner = Runner(core, platforms or Platforms(), say=say)
     if once:
         try:
-            say(runner.platforms.describe())
+            say(runner.platforms.describe(once=True))
             return await runner.catch_up(fetch_if_due=fetch)
         finally:
             await runner.stop()

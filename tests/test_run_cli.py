@@ -191,3 +191,10 @@ async def test_runner_with_a_refused_slack_token_never_says_it_serves_slack(slac
     finally:
         await runner.stop()
     assert not any("Serving Slack" in line or line.startswith("Slack:") for line in said)
+
+
+def test_platforms_describe_what_the_run_does():
+    assert Platforms(discord=True).describe() == "Serving Discord; console:* digests are printed here."
+    assert Platforms(slack=True).describe() == "Connecting to Slack; console:* digests are printed here."
+    assert Platforms(slack=True, discord=True).describe(once=True) == (
+        "Posting due digests to Slack and Discord; console:* digests are printed here.")
