@@ -40,11 +40,11 @@ def query_terms(query: str) -> list[str]:
 
 WEAK_MATCH = 15.0
 """A top score below this means no paper holds every query word (only some of them matched)."""
-CANDIDATES = 100
+CANDIDATES = 50
 """Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
 million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
 tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
-RERANK = 25
+RERANK = 15
 """How many of the best candidates are re-ranked by how many query words their abstract and authors hold."""
 TIERS = (
     ("papers_title_fts", "title_and", 30.0),
@@ -89,7 +89,7 @@ COMMON_TITLE_WORD = 2000
 intersecting several such words scans long doclists for few matches, the slow case on a large catalog."""
 
 
-SCAN_BUDGET_SECONDS = 0.003
+SCAN_BUDGET_SECONDS = 0.0015
 """Time an AND query that may be sparse spends walking back from the newest papers (see _rowids_newest)."""
 
 
