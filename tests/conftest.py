@@ -36,3 +36,43 @@ def fresh_core(tmp_path: Path, fixed_now: datetime):
 
     settings = load_settings()
     return open_core(settings, clock=lambda: fixed_now)
+
+
+@pytest.fixture
+async def slack_api():
+    """Return a loopback fake Slack Web API (tests/slack_fakes.py) on port 0, stopped after the test."""
+    from tests.slack_fakes import FakeSlackAPI
+
+    fake = await FakeSlackAPI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def slack_core(fresh_core, slack_api):
+    """Return fresh_core with test Slack tokens and its Web API pointed at `slack_api`."""
+    import dataclasses
+
+    from bot.slack_app import close_lanes
+    from tests.slack_fakes import TEST_BOT_TOKEN, TEST_SIGNING_SECRET
+
+    settings = dataclasses.replace(
+        fresh_core.settings,
+        slack_bot_token=TEST_BOT_TOKEN,
+        slack_signing_secret=TEST_SIGNING_SECRET,
+        slack_api_url=slack_api.api_url,
+    )
+    core = dataclasses.replace(fresh_core, settings=settings)
+    yield core
+    close_lanes(core)
+
+
+@pytest.fixture
+async def app_server(slack_core):
+    """Serve the real bolt app for `slack_core` on a loopback port."""
+    from bot.slack_app import build_slack_app
+    from tests.slack_fakes import serve_app
+
+    server = await serve_app(build_slack_app(slack_core).web_app())
+    yield server
+    await server.stop()

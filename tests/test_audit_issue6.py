@@ -34,7 +34,6 @@ from digests.models import Digest, ThemeScore
 from tests.slack_fakes import (
     TEAM_ID,
     TEST_BOT_TOKEN,
-    TEST_SIGNING_SECRET,
     FakeSlackAPI,
     realdata,
     serve_app,
@@ -78,33 +77,6 @@ def deliverer(
     return Deliverer(
         core, posters=lambda platform: poster, build=lambda c, key, now: digest
     )
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def slack_core(fresh_core, slack_api):
-    settings = dataclasses.replace(
-        fresh_core.settings,
-        slack_bot_token=TEST_BOT_TOKEN,
-        slack_signing_secret=TEST_SIGNING_SECRET,
-        slack_api_url=slack_api.api_url,
-    )
-    core = dataclasses.replace(fresh_core, settings=settings)
-    yield core
-    close_lanes(core)
-
-
-@pytest.fixture
-async def app_server(slack_core):
-    server = await serve_app(build_slack_app(slack_core).web_app())
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

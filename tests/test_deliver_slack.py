@@ -12,17 +12,10 @@ from bot.posting import RateLimiter, SimulatedCrash
 from digests import ledger
 from digests.channels import get_channel
 from tests.fake_platform import add_channel, builder
-from tests.slack_fakes import TEST_BOT_TOKEN, FakeSlackAPI
+from tests.slack_fakes import TEST_BOT_TOKEN
 
 KEY = "slack:T0001:C0DIGEST1"
 DUE = datetime(2026, 11, 23, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

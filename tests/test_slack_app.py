@@ -20,7 +20,6 @@ from bot.slack_app import (
     MSG_UNKNOWN_TEAM,
     ReplayGuard,
     build_slack_app,
-    close_lanes,
     on_lane,
     run_slack,
 )
@@ -53,33 +52,6 @@ HOSTILE = [
     "subscribe",
     "schedule fri 25:99 Mars/Olympus",
 ]
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def slack_core(fresh_core, slack_api):
-    settings = dataclasses.replace(
-        fresh_core.settings,
-        slack_bot_token=TEST_BOT_TOKEN,
-        slack_signing_secret=TEST_SIGNING_SECRET,
-        slack_api_url=slack_api.api_url,
-    )
-    core = dataclasses.replace(fresh_core, settings=settings)
-    yield core
-    close_lanes(core)
-
-
-@pytest.fixture
-async def app_server(slack_core):
-    server = await serve_app(build_slack_app(slack_core).web_app())
-    yield server
-    await server.stop()
 
 
 async def send(url: str, body: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.cli_slack import BOT_SCOPES, build_manifest, manifest_yaml
-from tests.slack_fakes import TEST_APP_TOKEN, TEST_BOT_TOKEN, FakeSlackAPI
+from tests.slack_fakes import TEST_APP_TOKEN, TEST_BOT_TOKEN
 
 MANIFEST = Path(__file__).parent.parent / "config" / "slack-manifest.yaml"
 
@@ -51,13 +51,6 @@ def test_check_without_token_is_one_line():
     result = CliRunner().invoke(cli, ["slack", "check"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: SLACK_BOT_TOKEN is not set") and result.output.count("\n") == 1
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
 
 
 async def _invoke(args: list[str], env: dict[str, str]):

@@ -14,17 +14,10 @@ from bot.slack_app import close_lanes
 from bot.slack_poster import SlackPoster
 from digests import ledger
 from digests.channels import get_channel, subscribe
-from tests.slack_fakes import TEST_BOT_TOKEN, FakeSlackAPI
+from tests.slack_fakes import TEST_BOT_TOKEN
 from tests.test_slack_poster import make_digest
 
 KEY = "slack:T0001:C0DIGEST1"
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack_poster import METADATA_EVENT_TYPE, SlackPoster, delivery_error, make_slack_poster, slack_channel_id
 from digests.errors import ConfigError, DeliveryError
 from digests.models import Coverage, Digest, DigestItem, Paper
-from tests.slack_fakes import TEST_BOT_TOKEN, FakeSlackAPI, realdata
+from tests.slack_fakes import TEST_BOT_TOKEN, realdata
 
 KEY = "slack:T0001:C0DIGEST1"
 SLACK_MAX_BLOCKS = 50
@@ -41,13 +41,6 @@ def make_digest(n_items: int = 3, abstract_chars: int = 200, title: str = "Rewar
         id=f"{KEY}|2026-W48", channel=KEY, week="2026-W48", title="RLHF digest, week 48", themes=("rlhf",),
         items=items, coverage=coverage, generated_at="2026-11-25T12:00:00+00:00",
     )
-
-
-@pytest.fixture
-async def slack_api():
-    fake = await FakeSlackAPI().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
