@@ -13,7 +13,7 @@ import time
 import unicodedata
 from typing import TYPE_CHECKING
 
-from .catalog import get_by_arxiv_id, get_papers, normalize_title, parse_arxiv_ref, _chunks
+from .catalog import _chunks, catalog_version, get_by_arxiv_id, get_papers, normalize_title, parse_arxiv_ref
 from .models import Paper
 
 if TYPE_CHECKING:
@@ -93,16 +93,27 @@ SCAN_BUDGET_SECONDS = 0.0015
 """Time an AND query that may be sparse spends walking back from the newest papers (see _rowids_newest)."""
 
 
-def _title_and_terms(core: "Core", quoted: list[str]) -> tuple[list[str], bool]:
-    """Return the quoted words for the title AND query, and whether they are all common."""
-    rare = []
-    for term in quoted:
+def _is_common_title_word(core: "Core", term: str) -> bool:
+    """Return True when more than COMMON_TITLE_WORD titles hold `term` (memoised per catalog version)."""
+    version = catalog_version(core)
+    cached = core.cache.get("common_title_words")
+    if not isinstance(cached, tuple) or cached[0] != version:
+        cached = core.cache["common_title_words"] = (version, {})
+    known: dict[str, bool] = cached[1]
+    if term not in known:
+        if len(known) > 50_000:
+            known.clear()
         found = core.db.execute(
             "SELECT count(*) FROM (SELECT 1 FROM papers_title_fts WHERE papers_title_fts MATCH ? LIMIT ?)",
             [term, COMMON_TITLE_WORD + 1],
         ).fetchone()[0]
-        if found <= COMMON_TITLE_WORD:
-            rare.append(term)
+        known[term] = found > COMMON_TITLE_WORD
+    return known[term]
+
+
+def _title_and_terms(core: "Core", quoted: list[str]) -> tuple[list[str], bool]:
+    """Return the quoted words for the title AND query, and whether they are all common."""
+    rare = [term for term in quoted if not _is_common_title_word(core, term)]
     return (rare, False) if rare else (quoted, True)
 
 
