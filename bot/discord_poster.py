@@ -30,24 +30,26 @@ import httpx
 
 from digests.errors import ConfigError, DeliveryError
 
+from .render_discord import (
+    ALLOWED_MENTIONS_NONE,
+    DISCORD_AUTHOR_NAME_MAX,
+    DISCORD_CONTENT_MAX,
+    DISCORD_EMBED_DESCRIPTION_MAX,
+    DISCORD_EMBED_TITLE_MAX,
+    DISCORD_EMBEDS_MAX,
+    DISCORD_EMBEDS_TOTAL_MAX,
+    DISCORD_FIELD_NAME_MAX,
+    DISCORD_FIELD_VALUE_MAX,
+    DISCORD_FIELDS_MAX,
+    DISCORD_FOOTER_TEXT_MAX,
+)
+
 if TYPE_CHECKING:
     from digests.models import Digest
     from digests.service import Core
 
 log = logging.getLogger(__name__)
 
-DISCORD_CONTENT_MAX = 2000
-"""Message content limit (https://discord.com/developers/docs/resources/message#create-message)."""
-DISCORD_EMBEDS_MAX = 10
-DISCORD_EMBED_TOTAL = 6000
-"""Sum of all embed text in one message (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)."""
-DISCORD_EMBED_TITLE = 256
-DISCORD_EMBED_DESCRIPTION = 4096
-DISCORD_EMBED_FIELDS = 25
-DISCORD_FIELD_NAME = 256
-DISCORD_FIELD_VALUE = 1024
-DISCORD_FOOTER_TEXT = 2048
-DISCORD_AUTHOR_NAME = 256
 DISCORD_NONCE_MAX = 25
 """A message nonce is an integer or a string of at most 25 characters (create-message docs)."""
 
@@ -62,7 +64,6 @@ INVALID_BUDGET = 1000
 """We stop sending once 1,000 401/403/429 answers arrive within 10 minutes: a tenth of Discord's ban threshold."""
 HISTORY_LIMIT = 50
 """Messages `find_posted` reads back from a channel (one GET; needs Read Message History)."""
-ALLOWED_MENTIONS_NONE: dict[str, list[str]] = {"parse": []}
 GLOBAL_CODE = "global"
 """DeliveryError code of a global 429: the ledger (bot.deliver.GLOBAL_LIMIT_CODES) then pauses every channel."""
 
@@ -136,25 +137,25 @@ def validate_message(message: dict[str, Any]) -> None:
         embed = discord.Embed.from_dict(data)
         total += len(embed)
         _check_embed_parts(embed)
-    if total > DISCORD_EMBED_TOTAL:
+    if total > DISCORD_EMBEDS_TOTAL_MAX:
         raise ValueError(
-            f"embeds hold {total} characters; Discord allows {DISCORD_EMBED_TOTAL} per message"
+            f"embeds hold {total} characters; Discord allows {DISCORD_EMBEDS_TOTAL_MAX} per message"
         )
 
 
 def _check_embed_parts(embed: Any) -> None:
     checks = [
-        ("title", len(embed.title or ""), DISCORD_EMBED_TITLE),
-        ("description", len(embed.description or ""), DISCORD_EMBED_DESCRIPTION),
-        ("fields", len(embed.fields), DISCORD_EMBED_FIELDS),
-        ("footer", len(embed.footer.text or ""), DISCORD_FOOTER_TEXT),
-        ("author", len(embed.author.name or ""), DISCORD_AUTHOR_NAME),
+        ("title", len(embed.title or ""), DISCORD_EMBED_TITLE_MAX),
+        ("description", len(embed.description or ""), DISCORD_EMBED_DESCRIPTION_MAX),
+        ("fields", len(embed.fields), DISCORD_FIELDS_MAX),
+        ("footer", len(embed.footer.text or ""), DISCORD_FOOTER_TEXT_MAX),
+        ("author", len(embed.author.name or ""), DISCORD_AUTHOR_NAME_MAX),
     ]
     checks += [
-        ("field name", len(f.name or ""), DISCORD_FIELD_NAME) for f in embed.fields
+        ("field name", len(f.name or ""), DISCORD_FIELD_NAME_MAX) for f in embed.fields
     ]
     checks += [
-        ("field value", len(f.value or ""), DISCORD_FIELD_VALUE) for f in embed.fields
+        ("field value", len(f.value or ""), DISCORD_FIELD_VALUE_MAX) for f in embed.fields
     ]
     for what, size, limit in checks:
         if size > limit:
