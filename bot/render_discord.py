@@ -17,6 +17,7 @@ from bot.render_text import (
     clean_lines,
     excerpt,
     fit,
+    pack_parts,
     paper_meta,
     posted_line,
     since_then_line,
@@ -172,20 +173,7 @@ def _fits(embeds: list[dict]) -> bool:
 
 def pack_embeds(head: list[dict], body: list[dict], tail: list[dict]) -> list[list[dict]]:
     """Return messages' embeds: head + as much body as fits + tail first, the rest in follow-ups."""
-    first = list(head)
-    rest = list(body)
-    while rest and _fits(first + [rest[0]] + tail):
-        first.append(rest.pop(0))
-    messages = [first + tail]
-    current: list[dict] = []
-    for embed in rest:
-        if current and not _fits(current + [embed]):
-            messages.append(current)
-            current = []
-        current.append(embed)
-    if current:
-        messages.append(current)
-    return messages
+    return pack_parts(head, body, tail, _fits)
 
 
 def _message(content: str, embeds: list[dict]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from bot.render_text import (
     clean_lines,
     excerpt,
     fit,
+    pack_parts,
     paper_meta,
     posted_line,
     since_then_line,
@@ -168,20 +169,7 @@ def _fits(blocks: list[dict], extra: dict | None = None) -> bool:
 
 def pack_blocks(head: list[dict], body: list[dict], tail: list[dict]) -> list[list[dict]]:
     """Return messages' blocks: head + as much body as fits + tail first, the rest in further messages."""
-    first = list(head)
-    rest = list(body)
-    while rest and _fits(first + [rest[0]] + tail):
-        first.append(rest.pop(0))
-    messages = [first + tail]
-    current: list[dict] = []
-    for block in rest:
-        if current and not _fits(current, block):
-            messages.append(current)
-            current = []
-        current.append(block)
-    if current:
-        messages.append(current)
-    return messages
+    return pack_parts(head, body, tail, _fits)
 
 
 def digest_fallback(digest: Digest) -> str:

@@ -69,6 +69,29 @@ def truncate(text: str, max_chars: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
+def pack_parts(
+    head: list[dict], body: list[dict], tail: list[dict], fits: Callable[[list[dict]], bool]
+) -> list[list[dict]]:
+    """Split rendered parts into messages: head + as much body as `fits` + tail first, the rest after.
+
+    Shared by the Slack (blocks) and Discord (embeds) renderers; each passes its own limit check.
+    """
+    first = list(head)
+    rest = list(body)
+    while rest and fits(first + [rest[0]] + tail):
+        first.append(rest.pop(0))
+    messages = [first + tail]
+    current: list[dict] = []
+    for part in rest:
+        if current and not fits(current + [part]):
+            messages.append(current)
+            current = []
+        current.append(part)
+    if current:
+        messages.append(current)
+    return messages
+
+
 def utf16_len(text: str) -> int:
     """Return the length in UTF-16 code units (an emoji outside the BMP counts 2)."""
     return len(text.encode("utf-16-le")) // 2
