@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import time
 import unicodedata
 from typing import TYPE_CHECKING
 
@@ -84,69 +83,54 @@ def _title_bonus(stems: list[str], phrase: str, title_norm: str | None) -> float
     return bonus
 
 
-COMMON_TITLE_WORD = 2000
-"""A word in more titles than this is left out of the title AND query (it still counts in the re-ranking):
-intersecting several such words scans long doclists for few matches, the slow case on a large catalog."""
+COMMON_WORDS = {"papers_title_fts": 2000, "papers_fts": 5000}
+"""A word in more papers than this (per index) is left out of that index's AND query; it still counts in the
+re-ranking. Intersecting such words walks long doclists for few matches (the slow case on a large catalog),
+and a word that common says little about which paper is meant: the rarer words carry the query."""
+DF_CAP = 20_000
+"""How far document counts are probed to pick the two rarest words of a query whose words are all common."""
 
 
-SCAN_BUDGET_SECONDS = 0.0015
-"""Time an AND query that may be sparse spends walking back from the newest papers (see _rowids_newest)."""
+def _df(core: "Core", table: str, term: str, cap: int) -> int:
+    """Return how many papers hold `term` in `table`, counted up to `cap` (memoised per catalog version).
 
-
-def _is_common_title_word(core: "Core", term: str) -> bool:
-    """Return True when more than COMMON_TITLE_WORD titles hold `term` (memoised per catalog version)."""
-    version = catalog_version(core)
-    cached = core.cache.get("common_title_words")
-    if not isinstance(cached, tuple) or cached[0] != version:
-        cached = core.cache["common_title_words"] = (version, {})
-    known: dict[str, bool] = cached[1]
-    if term not in known:
-        if len(known) > 50_000:
-            known.clear()
-        found = core.db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM papers_title_fts WHERE papers_title_fts MATCH ? LIMIT ?)",
-            [term, COMMON_TITLE_WORD + 1],
-        ).fetchone()[0]
-        known[term] = found > COMMON_TITLE_WORD
-    return known[term]
-
-
-def _title_and_terms(core: "Core", quoted: list[str]) -> tuple[list[str], bool]:
-    """Return the quoted words for the title AND query, and whether they are all common."""
-    rare = [term for term in quoted if not _is_common_title_word(core, term)]
-    return (rare, False) if rare else (quoted, True)
-
-
-def _rowids_newest(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> list[int]:
-    """Return matches newest first, searching ever larger rowid windows back from the newest paper.
-
-    Used where the words' intersection can be sparse (every word common, or words spread over title and
-    abstract): one unbounded query would walk the words' whole doclists. Stops at `limit` matches or after SCAN_BUDGET_SECONDS, so a lookup on a
-    million papers stays fast and prefers recent papers when it has to stop early.
+    The probe stops at the cap, so a very common word costs no more than a moderately common one, and
+    the count is kept until the catalog changes.
     """
-    top = int(core.db.execute("SELECT coalesce(max(id), 0) FROM papers").fetchone()[0])
-    deadline = time.perf_counter() + SCAN_BUDGET_SECONDS
-    found: list[int] = []
-    width = 50_000
-    while top > 0 and len(found) < limit and time.perf_counter() < deadline:
-        rows = core.db.execute(
-            f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ? AND rowid <= ?"
-            " ORDER BY rowid DESC LIMIT ?",
-            [match, top - width, top, limit - len(found)],
-        ).fetchall()
-        found.extend(int(r[0]) for r in rows)
-        top, width = top - width, width * 2
-    return found
+    version = catalog_version(core)
+    cached = core.cache.get("word_df")
+    if not isinstance(cached, tuple) or cached[0] != version:
+        cached = core.cache["word_df"] = (version, {})
+    known: dict[tuple[str, str], tuple[int, int]] = cached[1]
+    count, probed = known.get((table, term), (0, 0))
+    if count >= probed and cap > probed:  # never probed, or only up to a lower cap that it reached
+        if len(known) > 100_000:
+            known.clear()
+        count = int(
+            core.db.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)", [term, cap]
+            ).fetchone()[0]
+        )
+        known[(table, term)] = (count, cap)
+    return min(count, cap)
+
+
+def _and_query(core: "Core", table: str, quoted: list[str]) -> str:
+    """Return `table`'s AND query: its rare words, or the two rarest when every word is common.
+
+    FTS5 intersects two long doclists quickly, but three or more common words with a sparse intersection
+    make it walk a whole doclist (milliseconds on a million papers); the dropped words still count in
+    the re-ranking.
+    """
+    common = COMMON_WORDS[table]
+    rare = [term for term in quoted if _df(core, table, term, common + 1) <= common]
+    if rare or len(quoted) <= 2:
+        return " ".join(rare or quoted)
+    return " ".join(sorted(quoted, key=lambda term: _df(core, table, term, DF_CAP))[:2])
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    title_terms, all_common = _title_and_terms(core, quoted)
-    queries = {
-        "title_and": " ".join(title_terms),
-        "and": " ".join(quoted),
-        "or": " OR ".join(quoted),
-    }
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
         scores[row[0]] = 50.0
@@ -160,8 +144,8 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
             continue
         if kind == "and" and len(scores) >= limit:
             continue  # enough papers have every word in their title
-        windowed = kind == "and" or (kind == "title_and" and all_common and len(terms) > 1)
-        for rowid in (_rowids_newest if windowed else _rowids)(core, table, queries[kind]):
+        match = " OR ".join(quoted) if kind == "or" else _and_query(core, table, quoted)
+        for rowid in _rowids(core, table, match):
             scores.setdefault(rowid, base)
     if not scores:
         return scores
