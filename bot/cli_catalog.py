@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,11 @@ def import_(file: Path, as_json: bool) -> None:
     papers = read_import_file(file)
     core = get_core()
     check_import_themes(core, papers)
-    report = import_papers(core, papers)
+    if as_json or not sys.stderr.isatty():
+        report = import_papers(core, papers)
+    else:  # a progress bar on a terminal only: a large list takes minutes
+        with click.progressbar(length=len(papers), label="Importing papers", file=sys.stderr, show_pos=True) as bar:
+            report = import_papers(core, papers, progress=bar.update)
     if as_json:
         print_json({"inserted": report.inserted, "merged": report.merged})
     else:

@@ -69,6 +69,17 @@ def _bump_version(core: "Core") -> None:
     core.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'catalog_version'")
 
 
+SEARCH_INDEXES = ("papers_fts", "papers_title_fts", "papers_title_prefix")
+"""The FTS5 indexes kept in sync with `papers` by triggers."""
+
+
+def optimize_search_indexes(core: "Core") -> None:
+    """Merge each FTS5 index into one segment (after a bulk import: fewer pages read per lookup)."""
+    with core.db.atomic():
+        for table in SEARCH_INDEXES:
+            core.db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ def query_terms(query: str) -> list[str]:
 
 WEAK_MATCH = 15.0
 """A top score below this means no paper holds every query word (only some of them matched)."""
-CANDIDATES = 50
+CANDIDATES = 25
 """Most FTS matches taken per tier. FTS5 ranks every match it returns, so a word found in half of a
 million-paper catalog would cost hundreds of milliseconds; taking the newest CANDIDATES matches of each
 tier (cheap: no ranking) and ranking those in Python bounds a lookup whatever the catalog size."""
