@@ -1,13 +1,14 @@
 """The `/paper` lookup over the catalog's FTS5 indexes: ids and URLs, exact and partial titles, free words.
 
 User text never reaches FTS5 as query syntax: it is reduced to quoted words first. Every query is bounded
-(newest matches first, capped candidate sets, a time budget for sparse intersections), so a lookup stays
-fast on a million papers.
+(newest matches first, capped candidate sets, AND queries of words FTS5 intersects quickly), so a lookup
+stays fast on a million papers and gives the same answer every time.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import unicodedata
 from typing import TYPE_CHECKING
@@ -74,13 +75,77 @@ def _text_bonus(terms: list[str], abstract: str, authors: str) -> float:
     return 5.0 * sum(1 for t in terms if _stem(t) in text) / len(terms)
 
 
-def _title_bonus(stems: list[str], phrase: str, title_norm: str | None) -> float:
+BM25_K1, BM25_B = 1.2, 0.75
+"""The usual BM25 constants: term-frequency saturation and title-length normalisation."""
+
+
+def _title_bonus(idf: dict[str, float], avglen: float, phrase: str, title_norm: str | None) -> float:
+    """Return up to 10 points of BM25 over the title (normalised by an ideal title holding each word
+    once) plus the phrase boosts: 20 when the title starts with the query words, 10 when it holds them."""
     if not title_norm:
         return 0.0
-    bonus = 10.0 * sum(1 for s in stems if s in title_norm) / len(stems)
-    if len(stems) > 1 and phrase in title_norm:
+    words = title_norm.split()
+    tf: dict[str, int] = {}
+    for word in words:
+        stem = _stem(word)
+        if stem in idf:
+            tf[stem] = tf.get(stem, 0) + 1
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / avglen)
+    bm25 = sum(idf[stem] * n * (BM25_K1 + 1) / (n + norm) for stem, n in tf.items())
+    bonus = 10.0 * min(1.0, bm25 / (sum(idf.values()) * (BM25_K1 + 1) / (1 + BM25_K1)))
+    if len(idf) > 1 and phrase in title_norm:
         bonus += 20.0 if title_norm.startswith(phrase) else 10.0
     return bonus
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Decode one SQLite/FTS5 varint at `pos`; return (value, next position)."""
+    value = 0
+    for i in range(9):
+        byte = buf[pos + i]
+        if i == 8:
+            return (value << 8) | byte, pos + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + i + 1
+    raise ValueError("bad varint")  # pragma: no cover - the loop always returns
+
+
+def _title_stats(core: "Core") -> tuple[int, float]:
+    """Return (papers, mean title length in tokens) for BM25, from the title index's averages record
+    (FTS5 keeps the row count and token total there: no scan), memoised per catalog version."""
+    version = catalog_version(core)
+    cached = core.cache.get("title_stats")
+    if isinstance(cached, tuple) and cached[0] == version:
+        return cached[1]
+    stats = (1, 10.0)
+    row = core.db.execute("SELECT block FROM papers_title_fts_data WHERE id = 1").fetchone()
+    try:
+        rows, pos = _varint(row[0], 0)
+        tokens, _ = _varint(row[0], pos)
+        if rows > 0 and tokens > 0:
+            stats = (rows, tokens / rows)
+    except (TypeError, IndexError, ValueError):
+        pass  # an empty index has no averages record yet
+    core.cache["title_stats"] = (version, stats)
+    return stats
+
+
+def _idf(core: "Core", terms: list[str], quoted: list[str]) -> dict[str, float]:
+    """Return the BM25 inverse document frequency of each query word's stem in titles.
+
+    Rare words' counts come from the probes the AND query already made; a common word is counted further,
+    up to DF_CAP (once per catalog version), so common words weigh differently too; a word in more titles
+    than that weighs as if it were in exactly DF_CAP.
+    """
+    papers, _ = _title_stats(core)
+    idf: dict[str, float] = {}
+    for term, q in zip(terms, quoted):
+        df = _title_df(core, q)
+        weight = math.log(1 + (max(papers, df) - df + 0.5) / (df + 0.5))
+        stem = _stem(term)
+        idf[stem] = max(idf.get(stem, 0.0), weight)
+    return idf
 
 
 COMMON_WORDS = {"papers_title_fts": 2000, "papers_fts": 5000}
@@ -115,18 +180,26 @@ def _df(core: "Core", table: str, term: str, cap: int) -> int:
     return min(count, cap)
 
 
+def _title_df(core: "Core", term: str) -> int:
+    """Return how many titles hold `term`: probed to the common-word threshold, and on to DF_CAP past it."""
+    cap = COMMON_WORDS["papers_title_fts"] + 1
+    df = _df(core, "papers_title_fts", term, cap)
+    return _df(core, "papers_title_fts", term, DF_CAP) if df >= cap else df
+
+
 def _and_query(core: "Core", table: str, quoted: list[str]) -> str:
     """Return `table`'s AND query: its rare words, or the two rarest when every word is common.
 
     FTS5 intersects two long doclists quickly, but three or more common words with a sparse intersection
     make it walk a whole doclist (milliseconds on a million papers); the dropped words still count in
-    the re-ranking.
+    the re-ranking. Common words are ordered by how many titles hold them, for both indexes: titles are
+    far cheaper to count than abstracts, and a word common in titles is common in abstracts too.
     """
     common = COMMON_WORDS[table]
     rare = [term for term in quoted if _df(core, table, term, common + 1) <= common]
     if rare or len(quoted) <= 2:
         return " ".join(rare or quoted)
-    return " ".join(sorted(quoted, key=lambda term: _df(core, table, term, DF_CAP))[:2])
+    return " ".join(sorted(quoted, key=lambda term: _title_df(core, term))[:2])
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
@@ -150,11 +223,11 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
     if not scores:
         return scores
     ids = list(scores)
-    stems, phrase = [_stem(t) for t in terms], " ".join(terms)
+    idf, (_, avglen), phrase = _idf(core, terms, quoted), _title_stats(core), " ".join(terms)
     for chunk in _chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
-            scores[pid] += _title_bonus(stems, phrase, title_norm)
+            scores[pid] += _title_bonus(idf, avglen, phrase, title_norm)
     best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:RERANK]
     marks = ",".join("?" * len(best))
     for pid, abstract, authors in core.db.execute(
@@ -169,8 +242,10 @@ def search(core: "Core", query: str, limit: int = 10) -> list[tuple[Paper, float
 
     Accepts an arXiv id (with or without version), an abs/pdf URL, an exact or partial title or free
     words. User text is reduced to quoted words before it reaches FTS5, so operators, quotes, `*`, `-`
-    or `NEAR(` are searched as plain words and never parsed as query syntax. Ranking: exact title,
-    then the words as a phrase in the title, then bm25 over title, authors and abstract.
+    or `NEAR(` are searched as plain words and never parsed as query syntax. Ranking: exact title, then
+    papers with every (rare) word in the title, then in title, abstract or authors, then any word; within
+    that, BM25 over the title (document frequencies from FTS5) plus boosts for the words as a phrase at the
+    start of or inside the title, then how many words the abstract and authors hold.
     """
     if limit <= 0:
         return []

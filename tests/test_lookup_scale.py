@@ -104,3 +104,33 @@ def test_a_small_import_into_a_large_catalog_skips_the_optimize(fresh_core, monk
     importer.import_papers(fresh_core, [_paper(i, f"Paper about topic {i}") for i in range(300, 310)], tag=False)
     assert _segments(fresh_core, "papers_fts") >= before > 1
 
+
+
+def test_title_stats_come_from_the_index_averages_record(crowded):
+    papers, avglen = lookup._title_stats(crowded)
+    assert papers == catalog.count_papers(crowded)
+    titles = [r[0] for r in crowded.db.execute("SELECT title_norm FROM papers WHERE title_norm IS NOT NULL")]
+    assert avglen == pytest.approx(sum(len(t.split()) for t in titles) / papers, rel=0.05)
+
+
+def test_title_bm25_weighs_rare_words_and_saturates_repeats():
+    idf = {"quokka": 6.0, "model": 1.0}
+    rare = lookup._title_bonus(idf, 4.0, "quokka model", "a quokka study here")
+    common = lookup._title_bonus(idf, 4.0, "quokka model", "a model study here")
+    both = lookup._title_bonus(idf, 4.0, "quokka model", "quokka and model notes")
+    assert common < rare < both <= 10.0
+    phrase = lookup._title_bonus(idf, 4.0, "quokka model", "quokka model notes here")
+    assert phrase == pytest.approx(both + 20.0, abs=0.5)  # the title starts with the query words
+    once = lookup._title_bonus({"quokka": 6.0}, 4.0, "quokka", "quokka notes on things")
+    twice = lookup._title_bonus({"quokka": 6.0}, 4.0, "quokka", "quokka quokka on things")
+    assert once <= twice <= 10.0
+
+
+def test_among_title_matches_the_rarer_common_word_ranks_higher(crowded):
+    importer.import_papers(
+        crowded, [_paper(500, "Census language notes"), _paper(501, "Census reward notes")], tag=False
+    )
+    # 'census' is rare, so it alone is the title AND; 'reward' (13 titles) is rarer than 'language' (20).
+    results = lookup.search(crowded, "census language reward", limit=5)
+    assert [p.title for p, _ in results] == ["Census reward notes", "Census language notes"]
+    assert results[0][1] > results[1][1]
