@@ -156,16 +156,22 @@ DF_CAP = 20_000
 """How far document counts are probed to pick the two rarest words of a query whose words are all common."""
 
 
-def _df(core: "Core", table: str, term: str, cap: int) -> int:
-    """Return how many papers hold `term` in `table`, counted up to `cap` (memoised per catalog version).
+DF_DRIFT = 20
+"""Word counts are counted again once the catalog has grown or shrunk by more than 1/DF_DRIFT (5%)."""
 
-    The probe stops at the cap, so a very common word costs no more than a moderately common one, and
-    the count is kept until the catalog changes.
+
+def _df(core: "Core", table: str, term: str, cap: int) -> int:
+    """Return how many papers hold `term` in `table`, counted up to `cap`.
+
+    The probe stops at the cap, so a very common word costs no more than a moderately common one. Counts
+    are kept until the catalog's size has drifted by 5%: a daily fetch into a large catalog keeps them
+    (they only pick the AND words and weigh the ranking, where a few papers more change nothing), a bulk
+    import or a small catalog's growth counts again.
     """
-    version = catalog_version(core)
+    papers, _ = _title_stats(core)
     cached = core.cache.get("word_df")
-    if not isinstance(cached, tuple) or cached[0] != version:
-        cached = core.cache["word_df"] = (version, {})
+    if not isinstance(cached, tuple) or abs(papers - cached[0]) * DF_DRIFT > cached[0]:
+        cached = core.cache["word_df"] = (papers, {})
     known: dict[tuple[str, str], tuple[int, int]] = cached[1]
     count, probed = known.get((table, term), (0, 0))
     if count >= probed and cap > probed:  # never probed, or only up to a lower cap that it reached

@@ -62,11 +62,16 @@ def test_the_same_query_gives_the_same_answer(crowded):
         assert [(p.id, s) for p, s in lookup.search(crowded, "language reward", limit=10)] == first
 
 
-def test_word_counts_are_forgotten_when_the_catalog_changes(crowded):
+def test_word_counts_are_counted_again_once_the_catalog_size_drifts(crowded):
     assert lookup._and_query(crowded, "papers_title_fts", ['"hacking"', '"wild"']) == '"hacking" "wild"'
-    importer.import_papers(crowded, [_paper(400 + i, f"Hacking wild thing {i}") for i in range(7)], tag=False)
-    # both words are now common (8 titles each); counts are probed again for the new catalog version
-    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 8
+    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 1
+    size = catalog.count_papers(crowded)
+    importer.import_papers(crowded, [_paper(400, "Hacking wild thing 0")], tag=False)  # under 5% more
+    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 1  # kept: a heuristic, not a count
+    more = [_paper(401 + i, f"Hacking wild thing {i + 1}") for i in range(size // 20 + 1)]
+    importer.import_papers(crowded, more, tag=False)
+    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 2 + len(more)
+    # both words are now common: the AND keeps them (two words), and the old paper still comes first
     assert lookup.search(crowded, "hacking in the wild", limit=1)[0][0].title.startswith("Language model reward")
 
 
