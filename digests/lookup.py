@@ -224,7 +224,7 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
         if kind == "and" and len(scores) >= limit:
             continue  # enough papers have every word in their title
         match = " OR ".join(quoted) if kind == "or" else _and_query(core, table, quoted)
-        for rowid in _rowids(core, table, match):
+        for rowid in _rowids(core, table, match, max(CANDIDATES, limit)):
             scores.setdefault(rowid, base)
     if not scores:
         return scores
@@ -234,7 +234,7 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
         marks = ",".join("?" * len(chunk))
         for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
             scores[pid] += _title_bonus(idf, avglen, phrase, title_norm)
-    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[:RERANK]
+    best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[: max(RERANK, limit)]
     marks = ",".join("?" * len(best))
     for pid, abstract, authors in core.db.execute(
         f"SELECT id, abstract, authors FROM papers WHERE id IN ({marks})", best

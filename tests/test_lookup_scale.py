@@ -139,3 +139,14 @@ def test_among_title_matches_the_rarer_common_word_ranks_higher(crowded):
     results = lookup.search(crowded, "census language reward", limit=5)
     assert [p.title for p, _ in results] == ["Census reward notes", "Census language notes"]
     assert results[0][1] > results[1][1]
+
+
+def test_a_larger_limit_gets_more_than_the_default_candidate_count(crowded, monkeypatch):
+    monkeypatch.setattr(lookup, "CANDIDATES", 4)
+    monkeypatch.setattr(lookup, "RERANK", 3)
+    expected = crowded.db.execute(
+        "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH 'language'"
+    ).fetchone()[0]
+    assert expected > 10
+    assert len(lookup.search(crowded, "language", limit=3)) == 3
+    assert len(lookup.search(crowded, "language", limit=100)) == expected
