@@ -183,7 +183,10 @@ def send(channel: str, force: bool, as_json: bool) -> None:
         click.echo(f"{result.digest_id} was already delivered ({result.ref}); use --force to post it again.")
     elif result.outcome in OK_OUTCOMES or result.outcome == "reposted":
         click.echo(f"Posted {result.digest_id} to {channel} ({result.ref}).")
-    if result.outcome not in OK_OUTCOMES + ("reposted",):
+    elif result.outcome == "leased":  # not an error: the other process posts it (or, if it died, the next sweep)
+        click.echo(f"{result.digest_id} is {result.detail}, so it is not posted here. If that process has "
+                   "stopped, `digestbot run` or this command finishes it once the lease runs out.")
+    if result.outcome not in OK_OUTCOMES + ("reposted", "leased"):
         raise click.ClickException(_failure_text(channel, result))
 
 

@@ -6,6 +6,11 @@ scheduled run makes one attempt, so a fixed channel gets its digests again witho
 the mark (a success clears it). Failures the channel can be told about are told to it: a digest that
 could not be built, one whose retries ran out, and one dropped as more than a week late.
 
+Only one live process delivers a digest at a time: the ledger row is claimed (a lease, see digests.ledger)
+with the intent or before a pending/posted row is recovered, extended before each post attempt and each
+in-place wait, and released when the delivery ends. A row another live process holds is left alone
+("leased": not a failure, not broken) and picked up by a later pass once it is done or its lease expired.
+
 SQLite is touched only on the core's single-thread "catalog lane" (STYLE §4.3; `on_catalog`), which
 holds its own connection to the database file. Posting is async, on the event loop.
 """
@@ -47,7 +52,7 @@ __all__ = ["FIX_HINTS", "Deliverer", "DeliveryResult", "arxiv_lane", "broken_sen
 
 Outcome = Literal[
     "posted", "recovered", "already", "reposted", "retry", "broken", "failed", "skipped", "paused", "unknown",
-    "unavailable", "busy",
+    "unavailable", "busy", "leased",
 ]
 GLOBAL_LIMIT_CODES = frozenset({"global_rate_limited", "global"})
 """DeliveryError codes meaning the whole bot (not one channel) is rate limited (Discord's global 429)."""
@@ -284,10 +289,14 @@ class Deliverer:
         delivery, to_post, fresh = await self.db(ledger.begin, digest, self.core.clock(), count_attempt=True)
         if digest.id in self._active:
             return DeliveryResult(channel.key, "busy", digest.id, detail="already being delivered")
+        if delivery.status in ledger.OPEN and not ledger.holds(self.core, delivery):
+            return _leased(delivery)
         self._active.add(digest.id)
         try:
             if fresh:
-                result = await self._post(delivery, to_post, attempt_counted=True)
+                result = await self._releasing(digest.id, self._post(delivery, to_post, attempt_counted=True))
+            elif delivery.status in ledger.OPEN:
+                result = await self._releasing(digest.id, self._complete(delivery, to_post, claimed=True))
             else:
                 result = await self._complete(delivery, to_post)
         finally:
@@ -325,12 +334,19 @@ class Deliverer:
         finally:
             self._active.discard(delivery.digest_id)
 
-    async def _complete(self, delivery: ledger.Delivery, digest: Digest | None) -> DeliveryResult:
+    async def _complete(
+        self, delivery: ledger.Delivery, digest: Digest | None, *, claimed: bool = False
+    ) -> DeliveryResult:
         key, digest_id = delivery.channel, delivery.digest_id
         if delivery.status == "done":
             return DeliveryResult(key, "already", digest_id, delivery.message_ref)
         if delivery.status in ("failed", "skipped"):
             return DeliveryResult(key, "skipped", digest_id, detail=delivery.error)
+        if not claimed:  # an open row: only the process holding its lease may post or recover it
+            if not await self.db(ledger.claim, digest_id, self.core.clock()):
+                current = await self.db(ledger.get_delivery, digest_id)
+                return _leased(current or delivery)
+            return await self._releasing(digest_id, self._complete(delivery, digest, claimed=True))
         if delivery.status == "posted":
             await self.db(ledger.record_sent, digest_id, self.core.clock())
             return DeliveryResult(key, "recovered", digest_id, delivery.message_ref)
@@ -348,6 +364,27 @@ class Deliverer:
         if digest is None:
             digest = await self.db(ledger.stored_digest, digest_id)
         return await self._post(delivery, digest)
+
+    async def _releasing(self, digest_id: str, work: Awaitable[DeliveryResult]) -> DeliveryResult:
+        """Await `work` (done under this process's lease on `digest_id`), then release the lease, also
+        after an error. A cancelled or crashed delivery keeps it: it expires after ledger.LEASE."""
+        try:
+            result = await work
+        except Exception:
+            await self._release(digest_id)
+            raise
+        await self._release(digest_id)
+        return result
+
+    async def _release(self, digest_id: str) -> None:
+        try:
+            await self.db(ledger.release, digest_id)
+        except (sqlite3.Error, RuntimeError) as exc:  # e.g. the lane closed at shutdown: the lease expires
+            log.warning("could not release the lease on %s: %s", digest_id, exc)
+
+    async def _renew(self, digest_id: str, wait: float = 0.0) -> bool:
+        """Extend this process's lease to cover `wait` seconds plus one attempt; False if it was lost."""
+        return bool(await self.db(ledger.claim, digest_id, self.core.clock(), ledger.LEASE + timedelta(seconds=wait)))
 
     async def repost(self, digest_id: str) -> DeliveryResult:
         """Post a delivered digest again, as stored (an explicit `digest send --force`); the ledger keeps the first."""
@@ -380,6 +417,8 @@ class Deliverer:
                 return found
         while True:
             if not attempt_counted:
+                if not await self._renew(digest_id):  # another process took over (our lease ran out)
+                    return _leased(await self.db(ledger.get_delivery, digest_id) or delivery)
                 await self.db(ledger.record_attempt, digest_id)
                 attempts += 1
             attempt_counted = False
@@ -395,6 +434,8 @@ class Deliverer:
                         await self._tell_retrying(delivery, digest, attempts, exc.message)
                     detail = broken_sentence(key, exc) if exc.permanent else str(exc)
                     return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=detail)
+                if not await self._renew(digest_id, wait):  # keep others off while waiting in place
+                    return _leased(await self.db(ledger.get_delivery, digest_id) or delivery)
                 await self.sleep(wait)
                 if exc.retry_after is None:  # the post may have reached the platform: check before re-posting
                     found = await self._find_posted(poster, key, digest, attempts)
@@ -562,6 +603,14 @@ class Deliverer:
         if channel is None:
             return DeliveryResult(channel_key, "unknown")
         return await self.deliver(channel_key, previous_digest_run(channel, self.core.clock()), include_broken=True)
+
+
+def _leased(delivery: ledger.Delivery) -> DeliveryResult:
+    """The result for an open row another live process is delivering: left for a later pass, not a failure."""
+    holder = f"{delivery.claimed_by} until {delivery.claimed_until}" if delivery.claimed_by else "another process"
+    log.info("digest %s is being delivered by %s; skipped here for now", delivery.digest_id, holder)
+    return DeliveryResult(delivery.channel, "leased", delivery.digest_id,
+                          detail=f"being delivered by {holder}")
 
 
 def _skip_reason(key: str, channel: Channel | None, include_broken: bool) -> DeliveryResult | None:

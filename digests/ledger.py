@@ -22,6 +22,14 @@ Crash recovery, by where the process died (the deliverer in bot/deliver.py drive
 
 The intent and the first attempt are one transaction (`begin(count_attempt=True)`); each retry
 counts its attempt before posting, so `attempts > 0` means "a post may have reached the platform".
+
+Crash recovery alone cannot tell a dead process's open row from a live one's: `digestbot digest send`
+run while `digestbot run` is posting the same digest would see a pending row, ask `find_posted`
+(nothing yet) and post a second copy. So an open row carries a lease (`claimed_by`, `claimed_until`,
+migration m006): only the process holding an unexpired lease posts or recovers it. `begin` takes the
+lease in the intent's own transaction, `claim` takes or extends it (one conditional UPDATE, so two
+processes can never both win), and `release` gives it back when the delivery ends. A crashed
+process's lease expires after `LEASE`, and the row is then recovered exactly as before.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import secrets
+import socket
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +58,11 @@ DeliveryStatus = Literal["pending", "posted", "done", "failed", "skipped"]
 OPEN = ("pending", "posted")
 MAX_LATE = timedelta(days=7)
 """An open intent older than this is skipped, never posted (schedule.MAX_LATE says the same for jobs)."""
+LEASE = timedelta(minutes=10)
+"""How long a claim on an open row keeps other processes off it. It must outlast one post attempt: a Slack
+digest is a main message plus thread replies, each paced at one a second per channel and retried up to 3
+times after a 429, so a long thread can take minutes. It is also how long a crashed process's digest
+waits before another process recovers it. The deliverer extends it before each attempt and each wait."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,9 @@ class Delivery:
     retry_at: str | None = None
     created_at: str | None = None
     posted_at: str | None = None
+    claimed_by: str | None = None
+    """The process delivering this row now (`host:pid:token`, see `claimer`), while `claimed_until` is ahead."""
+    claimed_until: str | None = None
 
 
 def digest_to_json(digest: Digest) -> str:
@@ -128,20 +147,27 @@ def begin(
     same transaction). An existing row is returned unchanged with the digest stored in it, so a
     retry posts exactly what the first attempt did; a `failed` one is reopened with this digest
     (the channel was fixed since).
+
+    In the same transaction this process claims the row (see `claim`): a new or reopened row always,
+    an open one unless another live process holds its lease. `holds(core, row)` on the returned row
+    says whether this process may post or recover it.
     """
     payload = digest_to_json(digest)
     attempts = 1 if count_attempt else 0
+    me, until = claimer(core), utcnow_iso(now + LEASE)
     with core.db.atomic():
         fresh = core.db.execute(
-            "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at, attempts)"
-            " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-            [digest.id, digest.channel, digest.week, payload, utcnow_iso(now), attempts],
+            "INSERT OR IGNORE INTO deliveries (digest_id, channel, week, status, payload_json, created_at, attempts,"
+            " claimed_by, claimed_until) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            [digest.id, digest.channel, digest.week, payload, utcnow_iso(now), attempts, me, until],
         ).rowcount
         fresh += core.db.execute(
-            "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL, attempts = attempts + ?"
-            " WHERE digest_id = ? AND status = 'failed'",
-            [payload, attempts, digest.id],
+            "UPDATE deliveries SET status = 'pending', payload_json = ?, retry_at = NULL, attempts = attempts + ?,"
+            " claimed_by = ?, claimed_until = ? WHERE digest_id = ? AND status = 'failed'",
+            [payload, attempts, me, until, digest.id],
         ).rowcount
+        if not fresh:
+            _claim(core, digest.id, me, now, LEASE)
     delivery = get_delivery(core, digest.id)
     assert delivery is not None
     if fresh:
@@ -152,6 +178,45 @@ def begin(
 def record_intent(core: Core, digest: Digest, now: datetime) -> Delivery:
     """Record the intent to post `digest` and return its row (see `begin`)."""
     return begin(core, digest, now)[0]
+
+
+def claimer(core: Core) -> str:
+    """Return this process's claim identity, `host:pid:token` (one per Core and the lanes sharing its cache;
+    the token tells apart two Cores in one process and a restarted process that got the same pid)."""
+    who = core.cache.get("ledger_claimer")
+    if not isinstance(who, str):  # setdefault: two lane threads asking first still agree
+        who = core.cache.setdefault("ledger_claimer", f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+    return str(who)
+
+
+def _claim(core: Core, digest_id: str, me: str, now: datetime, lease: timedelta) -> bool:
+    return core.db.execute(
+        "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE digest_id = ? AND status IN ('pending', 'posted')"
+        " AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by IS NULL OR claimed_by = ?)",
+        [me, utcnow_iso(now + lease), digest_id, utcnow_iso(now), me],
+    ).rowcount == 1
+
+
+def claim(core: Core, digest_id: str, now: datetime, lease: timedelta = LEASE) -> bool:
+    """Claim the open row `digest_id` for this process until `now + lease`, or extend this process's claim;
+    return False when another process holds an unexpired lease (or the row is not open): then this
+    process must neither post nor recover it. One conditional UPDATE, so of two racing processes one wins."""
+    with core.db.atomic():
+        return _claim(core, digest_id, claimer(core), now, lease)
+
+
+def release(core: Core, digest_id: str) -> None:
+    """Give up this process's claim on `digest_id` (a no-op when another process holds it now)."""
+    with core.db.atomic():
+        core.db.execute(
+            "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE digest_id = ? AND claimed_by = ?",
+            [digest_id, claimer(core)],
+        )
+
+
+def holds(core: Core, delivery: Delivery) -> bool:
+    """Return True when `delivery` (as just read) is claimed by this process."""
+    return delivery.claimed_by is not None and delivery.claimed_by == claimer(core)
 
 
 def record_attempt(core: Core, digest_id: str) -> None:

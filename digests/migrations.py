@@ -218,3 +218,15 @@ def m005_title_prefix_index(db: Database) -> None:
         END;
         """
     )
+
+
+@migrations()
+def m006_delivery_lease(db: Database) -> None:
+    """Add a lease to `deliveries`: which live process is delivering a digest (`host:pid:token`) and until when
+    (ISO UTC), so two processes never both post or recover the same pending digest (see ledger.claim)."""
+    db.executescript(
+        """
+        ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+        ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
+        """
+    )
