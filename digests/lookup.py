@@ -131,85 +131,85 @@ def _title_stats(core: "Core") -> tuple[int, float]:
     return stats
 
 
-def _idf(core: "Core", terms: list[str], quoted: list[str]) -> dict[str, float]:
-    """Return the BM25 inverse document frequency of each query word's stem in titles.
-
-    Rare words' counts come from the probes the AND query already made; a common word is counted further,
-    up to DF_CAP (once per catalog version), so common words weigh differently too; a word in more titles
-    than that weighs as if it were in exactly DF_CAP.
-    """
-    papers, _ = _title_stats(core)
-    idf: dict[str, float] = {}
-    for term, q in zip(terms, quoted):
-        df = _title_df(core, q)
-        weight = math.log(1 + (max(papers, df) - df + 0.5) / (df + 0.5))
-        stem = _stem(term)
-        idf[stem] = max(idf.get(stem, 0.0), weight)
-    return idf
-
-
 COMMON_WORDS = {"papers_title_fts": 2000, "papers_fts": 5000}
 """A word in more papers than this (per index) is left out of that index's AND query; it still counts in the
 re-ranking. Intersecting such words walks long doclists for few matches (the slow case on a large catalog),
 and a word that common says little about which paper is meant: the rarer words carry the query."""
 DF_CAP = 20_000
-"""How far document counts are probed to pick the two rarest words of a query whose words are all common."""
-
-
+"""How far a common word is counted: to pick the two rarest of a query's common words, and for BM25."""
 DF_DRIFT = 20
 """Word counts are counted again once the catalog has grown or shrunk by more than 1/DF_DRIFT (5%)."""
 
 
-def _df(core: "Core", table: str, term: str, cap: int) -> int:
-    """Return how many papers hold `term` in `table`, counted up to `cap`.
+class _WordCounts:
+    """How common each query word is, for one lookup: capped document counts per index, memoised in
+    `core.cache` until the catalog's size drifts by 5%, and the title count and mean length for BM25.
 
-    The probe stops at the cap, so a very common word costs no more than a moderately common one. Counts
-    are kept until the catalog's size has drifted by 5%: a daily fetch into a large catalog keeps them
-    (they only pick the AND words and weigh the ranking, where a few papers more change nothing), a bulk
-    import or a small catalog's growth counts again.
+    Counts are kept across catalog versions on purpose: a daily fetch into a large catalog changes no
+    count that matters (they only pick the AND words and weigh the ranking), and counting common words
+    again after every fetch would put cold index pages on the next lookups' path. A bulk import, or a
+    small catalog's growth, counts again.
     """
-    papers, _ = _title_stats(core)
-    cached = core.cache.get("word_df")
-    if not isinstance(cached, tuple) or abs(papers - cached[0]) * DF_DRIFT > cached[0]:
-        cached = core.cache["word_df"] = (papers, {})
-    known: dict[tuple[str, str], tuple[int, int]] = cached[1]
-    count, probed = known.get((table, term), (0, 0))
-    if count >= probed and cap > probed:  # never probed, or only up to a lower cap that it reached
-        if len(known) > 100_000:
-            known.clear()
-        count = int(
-            core.db.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)", [term, cap]
-            ).fetchone()[0]
-        )
-        known[(table, term)] = (count, cap)
-    return min(count, cap)
 
+    def __init__(self, core: "Core") -> None:
+        self.db = core.db
+        self.papers, self.avglen = _title_stats(core)
+        cached = core.cache.get("word_df")
+        if not isinstance(cached, tuple) or abs(self.papers - cached[0]) * DF_DRIFT > cached[0]:
+            cached = core.cache["word_df"] = (self.papers, {})
+        self.known: dict[tuple[str, str], tuple[int, int]] = cached[1]
 
-def _title_df(core: "Core", term: str) -> int:
-    """Return how many titles hold `term`: probed to the common-word threshold, and on to DF_CAP past it."""
-    cap = COMMON_WORDS["papers_title_fts"] + 1
-    df = _df(core, "papers_title_fts", term, cap)
-    return _df(core, "papers_title_fts", term, DF_CAP) if df >= cap else df
+    def df(self, table: str, term: str, cap: int) -> int:
+        """Return how many papers hold `term` in `table`, counted up to `cap` (the probe stops there, so a
+        very common word costs no more than a moderately common one)."""
+        count, probed = self.known.get((table, term), (0, 0))
+        if count >= probed and cap > probed:  # never probed, or only up to a lower cap that it reached
+            if len(self.known) > 100_000:
+                self.known.clear()
+            count = int(
+                self.db.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)", [term, cap]
+                ).fetchone()[0]
+            )
+            self.known[(table, term)] = (count, cap)
+        return min(count, cap)
 
+    def title_df(self, term: str) -> int:
+        """Return how many titles hold `term`: probed to the common-word threshold, on to DF_CAP past it."""
+        cap = COMMON_WORDS["papers_title_fts"] + 1
+        df = self.df("papers_title_fts", term, cap)
+        return self.df("papers_title_fts", term, DF_CAP) if df >= cap else df
 
-def _and_query(core: "Core", table: str, quoted: list[str]) -> str:
-    """Return `table`'s AND query: its rare words, or the two rarest when every word is common.
+    def and_query(self, table: str, quoted: list[str]) -> str:
+        """Return `table`'s AND query: its rare words, or the two rarest when every word is common.
 
-    FTS5 intersects two long doclists quickly, but three or more common words with a sparse intersection
-    make it walk a whole doclist (milliseconds on a million papers); the dropped words still count in
-    the re-ranking. Common words are ordered by how many titles hold them, for both indexes: titles are
-    far cheaper to count than abstracts, and a word common in titles is common in abstracts too.
-    """
-    common = COMMON_WORDS[table]
-    rare = [term for term in quoted if _df(core, table, term, common + 1) <= common]
-    if rare or len(quoted) <= 2:
-        return " ".join(rare or quoted)
-    return " ".join(sorted(quoted, key=lambda term: _title_df(core, term))[:2])
+        FTS5 intersects two long doclists quickly, but three or more common words with a sparse
+        intersection make it walk a whole doclist (milliseconds on a million papers); the dropped words
+        still count in the re-ranking. Common words are ordered by how many titles hold them, for both
+        indexes: titles are far cheaper to count than abstracts, and a word common in titles is common in
+        abstracts too.
+        """
+        common = COMMON_WORDS[table]
+        rare = [term for term in quoted if self.df(table, term, common + 1) <= common]
+        if rare or len(quoted) <= 2:
+            return " ".join(rare or quoted)
+        return " ".join(sorted(quoted, key=self.title_df)[:2])
+
+    def idf(self, terms: list[str], quoted: list[str]) -> dict[str, float]:
+        """Return the BM25 inverse document frequency of each query word's stem in titles (a word in more
+        than DF_CAP titles weighs as if in exactly DF_CAP: still far below any rarer word)."""
+        idf: dict[str, float] = {}
+        for term, q in zip(terms, quoted):
+            df = self.title_df(q)
+            weight = math.log(1 + (max(self.papers, df) - df + 0.5) / (df + 0.5))
+            stem = _stem(term)
+            idf[stem] = max(idf.get(stem, 0.0), weight)
+        return idf
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    words = _WordCounts(core)
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
         scores[row[0]] = 50.0
@@ -223,17 +223,17 @@ def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[
             continue
         if kind == "and" and len(scores) >= limit:
             continue  # enough papers have every word in their title
-        match = " OR ".join(quoted) if kind == "or" else _and_query(core, table, quoted)
+        match = " OR ".join(quoted) if kind == "or" else words.and_query(table, quoted)
         for rowid in _rowids(core, table, match, max(CANDIDATES, limit)):
             scores.setdefault(rowid, base)
     if not scores:
         return scores
     ids = list(scores)
-    idf, (_, avglen), phrase = _idf(core, terms, quoted), _title_stats(core), " ".join(terms)
+    idf, phrase = words.idf(terms, quoted), " ".join(terms)
     for chunk in _chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         for pid, title_norm in core.db.execute(f"SELECT id, title_norm FROM papers WHERE id IN ({marks})", chunk):
-            scores[pid] += _title_bonus(idf, avglen, phrase, title_norm)
+            scores[pid] += _title_bonus(idf, words.avglen, phrase, title_norm)
     best = sorted(scores, key=lambda pid: (-scores[pid], -pid))[: max(RERANK, limit)]
     marks = ",".join("?" * len(best))
     for pid, abstract, authors in core.db.execute(

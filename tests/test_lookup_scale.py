@@ -34,7 +34,7 @@ def crowded(fresh_core, monkeypatch):
 
 def test_rare_words_carry_the_and_query(crowded):
     quoted = ['"language"', '"model"', '"hacking"']
-    assert lookup._and_query(crowded, "papers_title_fts", quoted) == '"hacking"'
+    assert lookup._WordCounts(crowded).and_query("papers_title_fts", quoted) == '"hacking"'
 
 
 def test_only_common_words_use_the_two_rarest(crowded):
@@ -45,8 +45,8 @@ def test_only_common_words_use_the_two_rarest(crowded):
     }
     assert min(counts.values()) > 5 and len(set(counts.values())) == 3  # all common, no ties
     rarest = sorted(quoted, key=counts.__getitem__)[:2]
-    assert lookup._and_query(crowded, "papers_title_fts", quoted) == " ".join(rarest)
-    assert lookup._and_query(crowded, "papers_title_fts", quoted[:2]) == '"language" "model"'
+    assert lookup._WordCounts(crowded).and_query("papers_title_fts", quoted) == " ".join(rarest)
+    assert lookup._WordCounts(crowded).and_query("papers_title_fts", quoted[:2]) == '"language" "model"'
 
 
 def test_common_words_still_find_the_paper_holding_all_of_them(crowded):
@@ -63,14 +63,14 @@ def test_the_same_query_gives_the_same_answer(crowded):
 
 
 def test_word_counts_are_counted_again_once_the_catalog_size_drifts(crowded):
-    assert lookup._and_query(crowded, "papers_title_fts", ['"hacking"', '"wild"']) == '"hacking" "wild"'
-    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 1
+    assert lookup._WordCounts(crowded).and_query("papers_title_fts", ['"hacking"', '"wild"']) == '"hacking" "wild"'
+    assert lookup._WordCounts(crowded).df("papers_title_fts", '"hacking"', 100) == 1
     size = catalog.count_papers(crowded)
     importer.import_papers(crowded, [_paper(400, "Hacking wild thing 0")], tag=False)  # under 5% more
-    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 1  # kept: a heuristic, not a count
+    assert lookup._WordCounts(crowded).df("papers_title_fts", '"hacking"', 100) == 1  # kept: a heuristic, not a count
     more = [_paper(401 + i, f"Hacking wild thing {i + 1}") for i in range(size // 20 + 1)]
     importer.import_papers(crowded, more, tag=False)
-    assert lookup._df(crowded, "papers_title_fts", '"hacking"', 100) == 2 + len(more)
+    assert lookup._WordCounts(crowded).df("papers_title_fts", '"hacking"', 100) == 2 + len(more)
     # both words are now common: the AND keeps them (two words), and the old paper still comes first
     assert lookup.search(crowded, "hacking in the wild", limit=1)[0][0].title.startswith("Language model reward")
 
