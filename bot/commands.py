@@ -400,7 +400,7 @@ def _paper(core: Core, inv: Invocation, args: dict[str, Any]) -> Reply:
         if paper is not None:
             return Reply(f"arXiv {arxiv_id}:", cards=(_card(core, inv, paper),))
         if ref is not None:
-            return _arxiv_lookup(core, arxiv_id)
+            return _arxiv_lookup(core, inv, arxiv_id)
     if not lookup.query_terms(query):
         return Reply(EMPTY_QUERY, ok=False)
     found = lookup.search(core, query, limit=MAX_CARDS)
@@ -475,12 +475,13 @@ def lookup_client(core: Core) -> Any:
     return _LOOKUP_CLIENTS[key]
 
 
-def _arxiv_lookup(core: Core, arxiv_id: str) -> Reply:
-    """Look an id up on arXiv itself (it is not in the catalog); say plainly when that can't be done."""
+def _arxiv_lookup(core: Core, inv: Invocation, arxiv_id: str) -> Reply:
+    """Look an id up on arXiv itself (it is not in the catalog) and add it; say plainly when that can't be done."""
     from digests.errors import ArxivError
+    from digests.fetch import lookup_and_store
 
     try:
-        paper = lookup_client(core).lookup_id(arxiv_id)
+        paper = lookup_and_store(core, arxiv_id, client=lookup_client(core))
     except ArxivError as exc:
         return Reply(
             f"arXiv {arxiv_id} is not in the catalog and arXiv could not be reached ({_one_line(str(exc), 160)}); "
@@ -490,20 +491,9 @@ def _arxiv_lookup(core: Core, arxiv_id: str) -> Reply:
     if paper is None:
         return Reply(f"arXiv has no paper {arxiv_id}; check the id.", ok=False)
     return Reply(
-        f"arXiv {arxiv_id} (from arXiv; not in the catalog yet):",
-        cards=(_card_for_new(core, paper),),
+        f"arXiv {arxiv_id} (found on arXiv and added to the catalog):",
+        cards=(_card(core, inv, paper),),
     )
-
-
-def _card_for_new(core: Core, paper: Paper) -> PaperCard:
-    try:
-        from digests.match import get_matcher
-    except ImportError:
-        return PaperCard(paper)
-    scores = get_matcher(core).score([paper])[0]
-    hits = sorted((s for s in scores if s.matched), key=lambda s: -s.score)
-    why = tuple(dict.fromkeys(w for s in hits for w in s.why))[:3]
-    return PaperCard(paper, tuple(s.theme for s in hits), why, hits[0].score if hits else None)
 
 
 # -- /digest -----------------------------------------------------------------------------------

@@ -434,14 +434,57 @@ def _first_confident(client: ArxivClient, seed: Paper, queries: list[str]) -> Pa
     return None
 
 
+MISSING_ID_TTL = timedelta(hours=1)
+"""How long an id arXiv said does not exist is answered from memory (`core.cache`) before asking again."""
+_MISSING_KEY = "arxiv_missing_ids"
+
+
+def _missing_ids(core: Core) -> dict[str, datetime]:
+    """Return the in-memory {arXiv id: when arXiv said it has no such paper} map of this process."""
+    missing = core.cache.get(_MISSING_KEY)
+    if not isinstance(missing, dict):
+        missing = core.cache[_MISSING_KEY] = {}
+    return missing
+
+
+def known_missing(core: Core, arxiv_id: str, now: datetime | None = None) -> bool:
+    """True when arXiv said within the last MISSING_ID_TTL that it has no paper `arxiv_id`."""
+    when = _missing_ids(core).get(arxiv_id.strip())
+    return when is not None and (now or core.clock()) - when < MISSING_ID_TTL
+
+
+def _remember_missing(core: Core, arxiv_id: str, now: datetime) -> None:
+    missing = _missing_ids(core)
+    for key in [k for k, when in missing.items() if now - when >= MISSING_ID_TTL]:
+        missing.pop(key, None)  # expired: keep the map as small as the last hour's typos
+    missing[arxiv_id.strip()] = now
+
+
+def _as_first_seen(record: Paper) -> Paper:
+    """Date a looked-up paper by its first version, not by today.
+
+    A fetched paper without an announcement day is stamped with the day it was stored, and digests pick
+    papers by that day; a paper looked up by id may be years old and must not reach a digest as "new".
+    """
+    if record.announced:
+        return record
+    first = (record.published or record.updated or "")[:10] or None
+    return replace(record, announced=first) if first else record
+
+
 def lookup_and_store(core: Core, arxiv_id: str, client: ArxivClient | None = None) -> Paper | None:
     """Fetch one paper by arXiv id (for `/paper` on an id the catalog lacks), store and score it.
 
-    Returns the stored Paper (with its catalog id), or None when arXiv has no such paper.
-    Network trouble raises ArxivError.
+    Returns the stored Paper (with its catalog id), or None when arXiv has no such paper. A missing id is
+    remembered for MISSING_ID_TTL (in `core.cache`, by `core.clock()`) and answered None without a request.
+    Network trouble raises ArxivError and is not remembered. The paper is stored with its first version's
+    date as its announcement day, so an old paper looked up today never counts as new in a digest.
     """
     from .arxiv_api import ArxivClient
 
+    now = core.clock()
+    if known_missing(core, arxiv_id, now):
+        return None
     own = client is None
     client = client or ArxivClient.from_settings(core.settings, db=core.db, now=core.clock)
     try:
@@ -450,6 +493,7 @@ def lookup_and_store(core: Core, arxiv_id: str, client: ArxivClient | None = Non
         if own:
             client.close()
     if record is None:
+        _remember_missing(core, arxiv_id, now)
         return None
-    stored, _ = _store_and_score(core, [record], core.clock())
+    stored, _ = _store_and_score(core, [_as_first_seen(record)], now)
     return stored[0]

@@ -132,8 +132,8 @@ def test_paper_unknown_arxiv_id_is_looked_up_on_arxiv(arxiv_core, slack):
     reply = run_text(arxiv_core, slack, "paper", "arXiv:1706.03762")
     assert reply.ok, reply.text
     assert reply.cards[0].paper.title == "Attention Is All You Need"
-    assert "not in the catalog yet" in reply.text
-    assert catalog.get_by_arxiv_id(arxiv_core, "1706.03762") is None
+    assert "found on arXiv and added to the catalog" in reply.text
+    assert catalog.get_by_arxiv_id(arxiv_core, "1706.03762") is not None
 
 
 def test_paper_id_arxiv_does_not_know(arxiv_core, slack):
