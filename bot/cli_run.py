@@ -88,6 +88,9 @@ def _status_line(info: dict[str, Any]) -> str:
     attempt = info.get("last_attempt")
     if attempt and attempt["status"] in ("pending", "failed", "skipped"):
         last_text += f"; {attempt['week']} {attempt['status']}" + (f": {attempt['error']}" if attempt["error"] else "")
+    if info.get("delivering"):
+        lease = info["delivering"]
+        last_text += f"; being delivered by {lease['by'].rsplit(':', 1)[0]} until {_when(lease['until'])}"
     themes = ", ".join(info["themes"]) or "-"
     return f"{info['channel']}  [{themes}]  {state}  |  {last_text}"
 

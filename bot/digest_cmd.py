@@ -263,6 +263,8 @@ def status_lines(status: Mapping[str, Any]) -> list[str]:
         error = f": {one_line(str(attempt['error']), 200)}" if attempt.get("error") else ""
         retry = f", retrying {_short_time(attempt['retry_at'])}" if attempt.get("retry_at") else ""
         lines.append(f"Latest attempt (week {attempt.get('week')}): {attempt.get('status')}{error}{retry}")
+    if status.get("delivering"):
+        lines.append(f"Being delivered now (until {_short_time(status['delivering']['until'])})")
     fetch = status.get("last_fetch")
     if fetch:
         window = f"{str(fetch.get('window_start'))[:10]} to {str(fetch.get('window_end'))[:10]}"

@@ -366,6 +366,15 @@ def _fetch_summary(core: Core) -> dict[str, Any] | None:
     }
 
 
+def _active_lease(delivery: Delivery | None, now: datetime) -> dict[str, str] | None:
+    """Return {"by", "until"} when a live process holds `delivery`'s lease at `now`, else None."""
+    if delivery is None or delivery.status not in ("pending", "posted") or not delivery.claimed_by:
+        return None
+    if not delivery.claimed_until or delivery.claimed_until <= utcnow_iso(now):
+        return None
+    return {"by": delivery.claimed_by, "until": delivery.claimed_until}
+
+
 def channel_status(core: Core, key: str, now: datetime) -> dict[str, Any]:
     """Return what `/digest status` shows for a channel: next run, last digest, broken reason, last fetch."""
     from .channels import get_channel
@@ -389,6 +398,7 @@ def channel_status(core: Core, key: str, now: datetime) -> dict[str, Any]:
             if delivered else None
         ),
         "last_attempt": dataclasses.asdict(last) if last and last != delivered else None,
+        "delivering": _active_lease(last, now),
         "broken_reason": channel.broken_reason if channel else None,
         "broken_at": channel.broken_at if channel else None,
         "last_fetch": _fetch_summary(core),

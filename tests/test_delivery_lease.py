@@ -205,3 +205,22 @@ def test_lease_migration_applies_to_a_database_made_by_the_previous_schema(tmp_p
     assert (row.status, row.attempts, row.claimed_by, row.claimed_until) == ("pending", 1, None, None)
     assert ledger.claim(upgraded, DIGEST_ID, fixed_now)  # an old open row is free to claim
     assert ledger.holds(upgraded, ledger.get_delivery(upgraded, DIGEST_ID))
+
+
+def test_status_says_who_is_delivering_until_the_lease_ends(core, other, fixed_now):
+    from bot.cli_run import _status_line
+    from bot.digest_cmd import status_lines
+
+    digest = builder()(core, KEY, DUE)
+    ledger.begin(core, digest, fixed_now, count_attempt=True)
+    status = ledger.channel_status(other, KEY, fixed_now + timedelta(minutes=1))
+    assert status["delivering"] == {"by": ledger.claimer(core), "until": "2026-11-25T12:10:00+00:00"}
+    host_pid = ledger.claimer(core).rsplit(":", 1)[0]
+    assert f"being delivered by {host_pid} until" in _status_line(status)
+    assert any(line.startswith("Being delivered now (until") for line in status_lines(status))
+
+    later = ledger.channel_status(other, KEY, fixed_now + ledger.LEASE + timedelta(seconds=1))
+    assert later["delivering"] is None  # the holder is gone: nothing claims to be delivering
+    assert "being delivered" not in _status_line(later)
+    ledger.record_posted(core, digest, "ts-1", fixed_now)
+    assert ledger.channel_status(other, KEY, fixed_now)["delivering"] is None  # done rows hold no lease
