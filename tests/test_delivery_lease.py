@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.deliver import Deliverer, catalog_lane
-from bot.posting import RateLimiter, permanent_failure
+from bot.posting import RateLimiter
 from digests import ledger
 from digests.channels import get_channel
 from digests.migrations import migrations
