@@ -344,8 +344,7 @@ class Deliverer:
             return DeliveryResult(key, "skipped", digest_id, detail=delivery.error)
         if not claimed:  # an open row: only the process holding its lease may post or recover it
             if not await self.db(ledger.claim, digest_id, self.core.clock()):
-                current = await self.db(ledger.get_delivery, digest_id)
-                return _leased(current or delivery)
+                return await self._held_elsewhere(delivery)
             return await self._releasing(digest_id, self._complete(delivery, digest, claimed=True))
         if delivery.status == "posted":
             await self.db(ledger.record_sent, digest_id, self.core.clock())
@@ -375,6 +374,10 @@ class Deliverer:
             raise
         await self._release(digest_id)
         return result
+
+    async def _held_elsewhere(self, delivery: ledger.Delivery) -> DeliveryResult:
+        """Return "leased" for `delivery`, naming the process that holds it now (re-read from the ledger)."""
+        return _leased(await self.db(ledger.get_delivery, delivery.digest_id) or delivery)
 
     async def _release(self, digest_id: str) -> None:
         try:
@@ -418,7 +421,7 @@ class Deliverer:
         while True:
             if not attempt_counted:
                 if not await self._renew(digest_id):  # another process took over (our lease ran out)
-                    return _leased(await self.db(ledger.get_delivery, digest_id) or delivery)
+                    return await self._held_elsewhere(delivery)
                 await self.db(ledger.record_attempt, digest_id)
                 attempts += 1
             attempt_counted = False
@@ -435,7 +438,7 @@ class Deliverer:
                     detail = broken_sentence(key, exc) if exc.permanent else str(exc)
                     return DeliveryResult(key, "broken" if exc.permanent else "retry", digest_id, detail=detail)
                 if not await self._renew(digest_id, wait):  # keep others off while waiting in place
-                    return _leased(await self.db(ledger.get_delivery, digest_id) or delivery)
+                    return await self._held_elsewhere(delivery)
                 await self.sleep(wait)
                 if exc.retry_after is None:  # the post may have reached the platform: check before re-posting
                     found = await self._find_posted(poster, key, digest, attempts)

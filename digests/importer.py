@@ -12,6 +12,7 @@ from .catalog import (
     _bump_version,
     _chunks,
     _paper_row,
+    count_papers,
     get_papers,
     normalize_title,
     optimize_search_indexes,
@@ -141,15 +142,11 @@ def import_papers(
             progress(len(pending))
         _bump_version(core)
     inserted += added
-    if inserted >= OPTIMIZE_MIN_PAPERS and inserted * 10 >= _count(core):
+    if inserted >= OPTIMIZE_MIN_PAPERS and inserted * 10 >= count_papers(core):
         optimize_search_indexes(core)
     if tag:
         _tag_imported(core, new_ids)
     return ImportReport(inserted=inserted, merged=merged + joined)
-
-
-def _count(core: "Core") -> int:
-    return int(core.db.execute("SELECT count(*) FROM papers").fetchone()[0])
 
 
 def _tag_imported(core: "Core", ids: Sequence[int], batch: int = 5000) -> None:

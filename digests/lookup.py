@@ -63,6 +63,11 @@ def _rowids(core: "Core", table: str, match: str, limit: int = CANDIDATES) -> li
     return [int(r[0]) for r in rows]
 
 
+def _quoted(terms: list[str]) -> list[str]:
+    """Return each word as an FTS5 string (quotes doubled), so user text is never parsed as query syntax."""
+    return ['"' + t.replace('"', '""') + '"' for t in terms]
+
+
 def _stem(word: str) -> str:
     for suffix in ("ies", "es", "s", "ing", "ed"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
@@ -208,7 +213,7 @@ class _WordCounts:
 
 
 def _candidates(core: "Core", terms: list[str], query: str, limit: int) -> dict[int, float]:
-    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    quoted = _quoted(terms)
     words = _WordCounts(core)
     scores: dict[int, float] = {}
     for row in core.db.execute("SELECT id FROM papers WHERE title_norm = ?", [normalize_title(query)]):
@@ -280,7 +285,7 @@ def title_prefix_ids(core: "Core", partial: str, limit: int = 25) -> list[int]:
     terms = query_terms(partial)
     if not terms or (len(terms) == 1 and len(terms[0]) < PREFIX_MIN_CHARS):
         return []
-    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    quoted = _quoted(terms)
     return _rowids(core, "papers_title_prefix", " ".join(quoted[:-1] + [quoted[-1] + "*"]), limit)
 
 
